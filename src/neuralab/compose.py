@@ -1,0 +1,83 @@
+"""Resolved config -> objects. Shared by train and eval, so a checkpoint's saved
+config rebuilds exactly the data and model that were trained.
+
+A LightningModule receives `net`, `task`, `in_features` and `config`, plus
+`loss`, `optimizer` and `scheduler` if its signature asks for them: a forked
+project adds a module class and a conf/module/*.yaml, and nothing here changes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import lightning as L
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from neuralab.checks import check_optimizer
+from neuralab.data import ArrayDataModule
+from neuralab.init import apply_init
+from neuralab.losses import build_loss
+
+
+def build_datamodule(cfg: DictConfig) -> ArrayDataModule:
+    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.setup()  # loads and checks shapes now, before anything trains
+    return datamodule
+
+
+def build_net(cfg: DictConfig):
+    net = instantiate(cfg.model, _convert_="all")
+    init = OmegaConf.to_container(cfg.init)
+    apply_init(net, init.pop("scheme"), cfg.model.get("activation", "relu"), **init)
+    return net
+
+
+def build_loss_from(cfg: DictConfig, datamodule: ArrayDataModule):
+    params = OmegaConf.to_container(cfg.loss, resolve=True)
+    params.pop("out_features", None)  # consumed by the model config, not the loss
+    name = params.pop("name")
+    targets = datamodule.train_targets
+    return build_loss(name, datamodule.task, datamodule.num_classes, targets, **params)
+
+
+def _scheduler_parts(cfg: DictConfig) -> dict[str, Any]:
+    """Split conf/scheduler/*.yaml into the torch factory and Lightning's keys."""
+    if not cfg.get("scheduler"):  # scheduler=none is an empty option
+        return {"scheduler": None}
+    sched = OmegaConf.to_container(cfg.scheduler, resolve=True)
+    interval, monitor = sched.pop("interval", "epoch"), sched.pop("monitor", None)
+    return {"scheduler": instantiate(sched), "scheduler_interval": interval,
+            "scheduler_monitor": monitor}
+
+
+def build_module(cfg: DictConfig, datamodule: ArrayDataModule, config: dict) -> L.LightningModule:
+    module_cls = get_class(cfg.module._target_)
+    wanted = inspect.signature(module_cls).parameters
+    parts: dict[str, Any] = {"task": datamodule.task, "in_features": datamodule.num_features,
+                             "config": config}
+    if "loss" in wanted:
+        parts["loss"] = build_loss_from(cfg, datamodule)  # checks loss vs task first
+    if "optimizer" in wanted:
+        check_optimizer(cfg.optimizer)
+        parts["optimizer"] = instantiate(cfg.optimizer)
+    if "scheduler" in wanted:
+        parts.update(_scheduler_parts(cfg))
+    parts["net"] = build_net(cfg)
+    settings = OmegaConf.to_container(cfg.module, resolve=True)
+    settings.pop("_target_")
+    return module_cls(**settings, **{k: v for k, v in parts.items() if k in wanted})
+
+
+def _instantiate_group(group: DictConfig | None) -> list:
+    """Instantiate every entry of a dict-of-configs group (null entries are off)."""
+    return [instantiate(c, _convert_="all") for c in (group or {}).values()
+            if c is not None and "_target_" in c]
+
+
+def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
+    callbacks = _instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or [])
+    loggers = _instantiate_group(cfg.get("logger"))
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                       _convert_="all")

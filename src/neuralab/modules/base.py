@@ -1,0 +1,68 @@
+"""What every neuralab LightningModule shares: epoch metrics and their logging."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from neuralab.metrics import EpochMetrics, best_tag, better, tag
+
+STAGES = ("train", "val", "test")
+
+
+class MetricsModule(L.LightningModule):
+    """Accumulates `EpochMetrics` per stage and logs them once per epoch.
+
+    It also logs the running best of every validation metric (val/acc_best, ...):
+    a device-side max/min, so "best val accuracy" reaches the HParams table (and
+    crosses process boundaries with Lightning's callback_metrics) without a sync.
+    """
+
+    def __init__(self, net: nn.Module, task: str, in_features: int):
+        super().__init__()
+        self.net = net
+        self.metrics = {stage: EpochMetrics(task) for stage in STAGES}
+        self.best: dict[str, Tensor] = {}
+        # Lightning traces the graph and prints the summary with this (batch 2: BatchNorm).
+        self.example_input_array = torch.zeros(2, in_features)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, F) -> (B, out_features)
+        return self.net(x)
+
+    def _log_epoch(self, stage: str) -> None:
+        values = self.metrics[stage].compute(
+            lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
+        self.metrics[stage].reset()
+        logged = {tag(stage, k): v for k, v in values.items()}
+        if stage == "val" and not self.trainer.sanity_checking:
+            for k, v in values.items():
+                self.best[k] = v if k not in self.best else better(k, self.best[k], v)
+                logged[best_tag(k)] = self.best[k]
+        # Already reduced over ranks: sync_dist would average twice.
+        self.log_dict(logged, sync_dist=False)
+
+    def on_train_epoch_start(self) -> None:
+        self.metrics["train"].reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self.metrics["val"].reset()
+
+    def on_test_epoch_start(self) -> None:
+        self.metrics["test"].reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    # The running bests are plain floats in the checkpoint, so a resumed run keeps them.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["neuralab_best"] = {k: float(v) for k, v in self.best.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.best = {k: torch.tensor(v) for k, v in checkpoint.get("neuralab_best", {}).items()}

@@ -1,0 +1,39 @@
+"""What both entry points do around the work: resolvers, seeding, bad-input exits."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+
+from neuralab.errors import ConfigError
+
+log = logging.getLogger("neuralab")
+
+
+def report_config_errors(task: Callable[[DictConfig], float | None]):
+    """Turn a ConfigError into one line on stderr and exit status 2 (no traceback)."""
+
+    def wrapped(cfg: DictConfig):
+        try:
+            return task(cfg)
+        except ConfigError as err:
+            log.error("%s", err)  # also lands in the run dir's log file
+            print(f"neuralab: error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    wrapped.__name__ = task.__name__
+    return wrapped
+
+
+@rank_zero_only
+def write_json(path: Path, payload: dict) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)
