@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,11 +16,25 @@ from neuralab.errors import ConfigError
 
 log = logging.getLogger("neuralab")
 
+# Warnings that do not apply to how neuralab logs: metrics are reduced across ranks
+# by hand (sync_dist would average twice) and nothing is logged per step.
+KNOWN_NOISE = (
+    r".*sync_dist=True.*when logging on epoch level in distributed setting.*",
+    r".*is smaller than the logging interval.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+)
+
+
+def quiet_known_warnings() -> None:
+    for pattern in KNOWN_NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
+
 
 def report_config_errors(task: Callable[[DictConfig], float | None]):
     """Turn a ConfigError into one line on stderr and exit status 2 (no traceback)."""
 
     def wrapped(cfg: DictConfig):
+        quiet_known_warnings()
         try:
             return task(cfg)
         except ConfigError as err:

@@ -1,0 +1,79 @@
+"""Run the real entry points (`neuralab-train`, `neuralab-eval`) inside pytest.
+
+`run_cli("train", "model=mlp", ...)` calls the same hydra.main function the
+console script calls, with sys.argv set, from a temporary working dir (so
+logs/ lands there). It returns the exit code, the output and the run dir.
+Multi-process runs (ddp) go through `run_subprocess`, since Lightning
+re-executes sys.argv for extra ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Small and quick everywhere: tests assert behaviour, not accuracy at scale.
+FAST = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        "~callbacks.progress_bar"]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    root: Path  # the working dir: logs/ is under it
+
+    def run_dirs(self, task: str = "train") -> list[Path]:
+        found = sorted((self.root / "logs" / task).glob("runs/*")) + sorted(
+            (self.root / "logs" / task).glob("multiruns/*/*"))
+        return [p for p in found if p.is_dir() and (p / ".hydra").is_dir()]
+
+    @property
+    def run_dir(self) -> Path:
+        dirs = self.run_dirs("train") or self.run_dirs("eval")
+        assert len(dirs) == 1, f"expected one run dir, found {dirs}\n{self.out}"
+        return dirs[0]
+
+    def results(self, run_dir: Path | None = None) -> dict:
+        return json.loads(((run_dir or self.run_dir) / "results.json").read_text())
+
+
+def _entry(task: str):
+    if task == "train":
+        from neuralab.train import main
+    else:
+        from neuralab.eval import main
+    return main
+
+
+@pytest.fixture
+def run_cli(tmp_path, monkeypatch, capsys):
+    """Call neuralab-<task> in-process with the given overrides, from tmp_path."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(task: str, *overrides: str, fast: bool = True) -> Run:
+        argv = [f"neuralab-{task}", *overrides, *(FAST if fast else [])]
+        monkeypatch.setattr(sys, "argv", argv)
+        code = 0
+        try:
+            _entry(task)()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return Run(code, captured.out + captured.err, tmp_path)
+
+    return run
+
+
+def run_subprocess(args: list[str], cwd: Path, timeout: int = 600) -> Run:
+    """Run a console script in a fresh process (needed for multi-process DDP)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    return Run(proc.returncode, proc.stdout + proc.stderr, cwd)
