@@ -19,8 +19,11 @@ from pathlib import Path
 import pytest
 
 # Small and quick everywhere: tests assert behaviour, not accuracy at scale.
-FAST = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        "~callbacks.progress_bar"]
+FAST = {
+    "train": ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+              "++callbacks.progress_bar=null"],
+    "eval": ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"],
+}
 
 
 @dataclass
@@ -58,7 +61,7 @@ def run_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
 
     def run(task: str, *overrides: str, fast: bool = True) -> Run:
-        argv = [f"neuralab-{task}", *overrides, *(FAST if fast else [])]
+        argv = [f"neuralab-{task}", *overrides, *(FAST[task] if fast else [])]
         monkeypatch.setattr(sys, "argv", argv)
         code = 0
         try:

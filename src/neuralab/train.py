@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from neuralab.checks import check_trainer
 from neuralab.compose import build_datamodule, build_module, build_trainer
+from neuralab.modules.base import EPOCHS_TAG
 from neuralab.utils.cli import log, report_config_errors, write_json
 from neuralab.utils.config import config_dir, register_resolvers, to_plain
 from neuralab.utils.hparams import flat_hparams, objective_name, summary_metrics, write_hparams
@@ -53,7 +54,7 @@ def train(cfg: DictConfig) -> float | None:
     output_dir = Path(hydra_cfg.runtime.output_dir)
     write_json(output_dir / "results.json", {
         "status": "ok", "metrics": summary, "hparams": hparams,
-        "overrides": list(hydra_cfg.overrides.task), "epochs": trainer.current_epoch,
+        "overrides": list(hydra_cfg.overrides.task), "epochs": int(fit_metrics.get(EPOCHS_TAG, 0)),
         "wall_time_s": round(time.time() - started, 3),
         "best_checkpoint": best if cfg.test else None,
     })

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from neuralab.metrics import EpochMetrics, best_tag, better, tag
 
 STAGES = ("train", "val", "test")
+EPOCHS_TAG = "train/epochs"
 
 
 class MetricsModule(L.LightningModule):
@@ -35,6 +36,10 @@ class MetricsModule(L.LightningModule):
             lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
         self.metrics[stage].reset()
         logged = {tag(stage, k): v for k, v in values.items()}
+        if stage == "train":
+            # Epochs completed: with fork/spawn DDP only logged metrics reach the
+            # parent process, so this is how results.json learns the count.
+            logged[EPOCHS_TAG] = float(self.current_epoch + 1)
         if stage == "val" and not self.trainer.sanity_checking:
             for k, v in values.items():
                 self.best[k] = v if k not in self.best else better(k, self.best[k], v)

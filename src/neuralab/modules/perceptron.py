@@ -39,19 +39,27 @@ class PerceptronModule(MetricsModule):
         scores = self.net(x)
         self.metrics[stage].update(scores, y, self._criterion(scores, y))
 
-    @torch.no_grad()
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "train")  # metrics of the weights this batch started with
         linear, lr = self.net.linear, self.hparams.lr
-        for xi, yi in zip(*batch):  # xi (F,), yi () -- sequential, as Rosenblatt's rule is
-            y_hat = scores_to_classes(linear(xi[None]))[0]
-            if linear.out_features == 1:
-                delta = (yi - y_hat).to(xi.dtype).reshape(1)  # (1,): 0 or +-1
-            else:  # +1 on the true class, -1 on the predicted one (cancel when equal)
-                delta = (F.one_hot(yi, linear.out_features)
-                         - F.one_hot(y_hat, linear.out_features)).to(xi.dtype)
-            linear.weight += lr * delta[:, None] * xi[None, :]
-            linear.bias += lr * delta
+        with torch.no_grad():
+            weight, bias = linear.weight.clone(), linear.bias.clone()
+            for xi, yi in zip(*batch, strict=True):  # sequential, as Rosenblatt's rule is
+                y_hat = scores_to_classes(F.linear(xi[None], weight, bias))[0]
+                if linear.out_features == 1:
+                    delta = (yi - y_hat).to(xi.dtype).reshape(1)  # (1,): 0 or +-1
+                else:  # +1 on the true class, -1 on the predicted one (cancel when equal)
+                    delta = (F.one_hot(yi, linear.out_features)
+                             - F.one_hot(y_hat, linear.out_features)).to(xi.dtype)
+                weight += lr * delta[:, None] * xi[None, :]
+                bias += lr * delta
+            # The rule's whole update for this batch, applied by an SGD(lr=1) step below,
+            # so Lightning counts steps (checkpoints, logging) as for any other module.
+            linear.weight.grad = linear.weight - weight
+            linear.bias.grad = linear.bias - bias
+        optimizer = self.optimizers()
+        optimizer.step()
+        optimizer.zero_grad()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
@@ -59,5 +67,6 @@ class PerceptronModule(MetricsModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def configure_optimizers(self) -> None:
-        return None  # no optimizer: the rule is the update
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # w <- w - 1 * grad, with grad = -(rule's update): exactly the rule, nothing more.
+        return torch.optim.SGD(self.net.parameters(), lr=1.0)

@@ -34,9 +34,15 @@ def load_checkpoint(path: Path) -> dict:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
         raise ConfigError("ckpt_path", str(path),
-                          f"{WRITTEN_BY_TRAIN} (loading failed: {str(err).splitlines()[0]})") from None
+                          f"{WRITTEN_BY_TRAIN} (loading failed: {_first_line(err)})") from None
     config = checkpoint.get("hyper_parameters", {}).get("config") if isinstance(
         checkpoint, dict) else None
     if not isinstance(config, dict) or "state_dict" not in checkpoint:
         raise ConfigError("ckpt_path", str(path), f"{WRITTEN_BY_TRAIN} (no saved config inside)")
     return checkpoint
+
+
+def _first_line(err: Exception) -> str:
+    """`KeyError: 101` rather than a bare `101`: torch's own messages can be cryptic."""
+    lines = str(err).splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")

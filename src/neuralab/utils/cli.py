@@ -37,13 +37,27 @@ def report_config_errors(task: Callable[[DictConfig], float | None]):
         quiet_known_warnings()
         try:
             return task(cfg)
-        except ConfigError as err:
+        except Exception as exc:
+            # Hydra's instantiate wraps errors raised in __init__ (InstantiationException
+            # from the ConfigError): unwrap them so they read the same as the others.
+            err = _config_error(exc)
+            if err is None:
+                raise
             log.error("%s", err)  # also lands in the run dir's log file
             print(f"neuralab: error: {err}", file=sys.stderr)
             sys.exit(2)
 
     wrapped.__name__ = task.__name__
     return wrapped
+
+
+def _config_error(exc: BaseException | None) -> ConfigError | None:
+    """`exc` itself or the ConfigError it was raised from, if any."""
+    while exc is not None:
+        if isinstance(exc, ConfigError):
+            return exc
+        exc = exc.__cause__
+    return None
 
 
 @rank_zero_only

@@ -52,7 +52,7 @@ def summary_metrics(fit_metrics: Mapping[str, float],
         stage, _, name = key.partition("/")
         if stage == "val" and name.endswith("_best"):
             out[f"best_val_{name[: -len('_best')]}"] = float(value)
-        elif stage in ("train", "val") and name != "lr":
+        elif stage in ("train", "val") and name not in ("lr", "epochs"):
             out[f"final_{stage}_{name}"] = float(value)
     for key, value in sorted(test_metrics.items()):
         stage, _, name = key.partition("/")

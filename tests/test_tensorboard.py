@@ -1,0 +1,170 @@
+"""What TensorBoard shows for a finished run, read back from its event files.
+
+The run dir is loaded as TensorBoard loads it (every event file in the dir: fit,
+test and the final HParams write each add one), with nothing sampled away. The
+HParams tab is read from the hparams plugin's own protos.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAST
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+EPOCHS = 3
+# The run whose event files most tests read: every hparam differs from its default.
+OVERRIDES = ["model=mlp_dropout", "optimizer=sgd", "optimizer.lr=0.05", "init=he_normal",
+             "model.activation=tanh", f"trainer.max_epochs={EPOCHS}",
+             "callbacks.early_stopping=null"]
+EXPECTED_HPARAMS = {
+    "model": "mlp_dropout", "width": 128, "depth": 2, "activation": "tanh", "dropout": 0.5,
+    "norm": "none", "init": "he_normal", "optimizer": "sgd", "lr": 0.05, "weight_decay": 0.0,
+    "scheduler": "none", "batch_size": 64, "seed": 42,
+}
+PER_EPOCH = ["train/loss", "train/acc", "val/loss", "val/acc", "train/lr"]
+ONCE = ["test/loss", "test/acc"]
+HP_METRICS = ["hp/best_val_acc", "hp/final_val_loss", "hp/test_acc"]
+SIZE_GUIDANCE = {kind: 0 for kind in ("scalars", "tensors", "histograms", "images", "audio",
+                                      "compressedHistograms")}
+
+
+def train(root: Path, *overrides: str) -> list[Path]:
+    """Run neuralab-train in-process from `root`; its run dirs (one per job)."""
+    from neuralab.train import main
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setattr(sys, "argv", ["neuralab-train", *overrides, *FAST["train"]])
+        try:
+            main()
+        except SystemExit as exc:
+            assert not exc.code, f"neuralab-train exited with {exc.code}"
+    found = sorted(root.glob("logs/train/runs/*")) + sorted(root.glob("logs/train/multiruns/*/*"))
+    return [p for p in found if (p / ".hydra").is_dir()]
+
+
+def load(run_dir: Path) -> EventAccumulator:
+    assert list(run_dir.glob("events.out.tfevents.*")), f"no event files in {run_dir}"
+    events = EventAccumulator(str(run_dir), size_guidance=SIZE_GUIDANCE)
+    events.Reload()
+    return events
+
+
+def hparams_data(events: EventAccumulator, tag: str) -> plugin_data_pb2.HParamsPluginData:
+    metadata = events.SummaryMetadata(tag)
+    assert metadata.plugin_data.plugin_name == "hparams"
+    return plugin_data_pb2.HParamsPluginData.FromString(metadata.plugin_data.content)
+
+
+def session_hparams(events: EventAccumulator) -> dict[str, object]:
+    """The run's row of the HParams table: name -> number or string."""
+    info = hparams_data(events, "_hparams_/session_start_info").session_start_info
+    return {k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}
+
+
+def results_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    (found,) = train(tmp_path_factory.mktemp("tb"), *OVERRIDES)
+    return found
+
+
+@pytest.fixture(scope="module")
+def events(run_dir) -> EventAccumulator:
+    return load(run_dir)
+
+
+def test_scalars_once_per_epoch(events):
+    scalars = events.Tags()["scalars"]
+    for name in PER_EPOCH + ONCE:
+        assert name in scalars, f"{name} not in {scalars}"
+    for name in PER_EPOCH:
+        steps = [e.step for e in events.Scalars(name)]
+        assert len(steps) == EPOCHS, (name, steps)
+        assert steps == sorted(set(steps)), (name, steps)  # one point per epoch, in order
+    for name in ONCE:
+        assert len(events.Scalars(name)) == 1, name
+    assert [e.value for e in events.Scalars("train/lr")] == pytest.approx([0.05] * EPOCHS)
+
+
+def test_scalars_match_results(events, run_dir):
+    metrics = results_of(run_dir)["metrics"]
+    assert events.Scalars("test/acc")[0].value == pytest.approx(metrics["test_acc"], rel=1e-6)
+    assert events.Scalars("test/loss")[0].value == pytest.approx(metrics["test_loss"], rel=1e-6)
+    last_val = events.Scalars("val/loss")[-1].value
+    assert last_val == pytest.approx(metrics["final_val_loss"], rel=1e-6)
+
+
+def test_model_graph_logged(events):
+    assert events.Tags()["graph"] is True
+    graph = events.Graph()
+    assert len(graph.node) > 0
+    ops = {node.op for node in graph.node}
+    assert any("Linear" in op or "linear" in op or "addmm" in op for op in ops), ops
+
+
+def test_hparams_session_holds_resolved_values(events, run_dir):
+    row = session_hparams(events)
+    for name, value in EXPECTED_HPARAMS.items():
+        assert name in row, f"{name} missing from the HParams row {sorted(row)}"
+        if isinstance(value, str):
+            assert row[name] == value, name
+        else:
+            assert row[name] == pytest.approx(value), name
+    # The row is results.json's hparams, column for column.
+    expected = results_of(run_dir)["hparams"]
+    assert set(row) == set(expected)
+    for name, value in expected.items():
+        assert row[name] == (value if isinstance(value, str) else pytest.approx(float(value)))
+
+
+def test_hparams_experiment_lists_metrics(events):
+    experiment = hparams_data(events, "_hparams_/experiment").experiment
+    metric_tags = {info.name.tag for info in experiment.metric_infos}
+    assert set(HP_METRICS) <= metric_tags, metric_tags
+    assert {"model", "lr", "optimizer", "seed"} <= {info.name for info in experiment.hparam_infos}
+
+
+def test_hp_metric_scalars_equal_results(events, run_dir):
+    metrics = results_of(run_dir)["metrics"]
+    scalars = events.Tags()["scalars"]
+    assert "hp_metric" not in scalars  # no -1 placeholder row
+    for tag in HP_METRICS:
+        assert tag in scalars, tag
+        (point,) = events.Scalars(tag)
+        expected = metrics[tag.removeprefix("hp/")]
+        assert point.value != -1
+        assert point.value == pytest.approx(expected, rel=1e-6), tag
+
+
+def test_multirun_each_job_has_its_own_tensorboard_row(tmp_path):
+    jobs = train(tmp_path, "-m", "optimizer=sgd,adam", "data=iris", "trainer.max_epochs=2",
+                 "callbacks.early_stopping=null")
+    assert [job.name for job in jobs] == ["0", "1"]
+    rows = []
+    for job in jobs:
+        events = load(job)
+        scalars = events.Tags()["scalars"]
+        for name in PER_EPOCH:
+            assert len(events.Scalars(name)) == 2, (job.name, name)
+        for name in ONCE:
+            assert len(events.Scalars(name)) == 1, (job.name, name)
+        assert events.Tags()["graph"] is True
+        metrics = results_of(job)["metrics"]
+        for tag in HP_METRICS:
+            assert tag in scalars, (job.name, tag)
+            expected = metrics[tag.removeprefix("hp/")]
+            assert events.Scalars(tag)[0].value == pytest.approx(expected, rel=1e-6)
+        experiment = hparams_data(events, "_hparams_/experiment").experiment
+        assert set(HP_METRICS) <= {info.name.tag for info in experiment.metric_infos}
+        rows.append(session_hparams(events))
+    assert [row["optimizer"] for row in rows] == ["sgd", "adam"]
+    assert all(row["data"] == "iris" for row in rows)
