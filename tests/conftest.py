@@ -18,10 +18,18 @@ from pathlib import Path
 
 import pytest
 
+# Imported once here, not inside a test: lightning attaches its log handler to the
+# stderr of whichever test imports it first, and that stream closes with the test.
+import neuralab.eval
+import neuralab.train
+
 # Small and quick everywhere: tests assert behaviour, not accuracy at scale.
 FAST = {
-    "train": ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-              "++callbacks.progress_bar=null"],
+    "train": [
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "++callbacks.progress_bar=null",
+    ],
     "eval": ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"],
 }
 
@@ -34,7 +42,8 @@ class Run:
 
     def run_dirs(self, task: str = "train") -> list[Path]:
         found = sorted((self.root / "logs" / task).glob("runs/*")) + sorted(
-            (self.root / "logs" / task).glob("multiruns/*/*"))
+            (self.root / "logs" / task).glob("multiruns/*/*")
+        )
         return [p for p in found if p.is_dir() and (p / ".hydra").is_dir()]
 
     @property
@@ -48,11 +57,7 @@ class Run:
 
 
 def _entry(task: str):
-    if task == "train":
-        from neuralab.train import main
-    else:
-        from neuralab.eval import main
-    return main
+    return {"train": neuralab.train.main, "eval": neuralab.eval.main}[task]
 
 
 @pytest.fixture
@@ -77,6 +82,5 @@ def run_cli(tmp_path, monkeypatch, capsys):
 def run_subprocess(args: list[str], cwd: Path, timeout: int = 600) -> Run:
     """Run a console script in a fresh process (needed for multi-process DDP)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     return Run(proc.returncode, proc.stdout + proc.stderr, cwd)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import FAST
 
 # Imported at collection on purpose: lightning's import-time StreamHandler then holds
 # pytest's session stream, not the capsys stream of whichever test imported it first,
@@ -55,56 +54,136 @@ def _empty_data_dir(tmp: Path, _: bytes) -> None:
 
 
 CASES = [
-    Case("model=nosuch", "train", ["model=nosuch"],
-         ["Could not find 'model/nosuch'", "Available options", "mlp_dropout", "perceptron"],
-         hydra=True),
-    Case("optimizer=nosuch", "train", ["optimizer=nosuch"],
-         ["Could not find 'optimizer/nosuch'", "Available options", "adam", "sgd"], hydra=True),
+    Case(
+        "model=nosuch",
+        "train",
+        ["model=nosuch"],
+        ["Could not find 'model/nosuch'", "Available options", "mlp_dropout", "perceptron"],
+        hydra=True,
+    ),
+    Case(
+        "optimizer=nosuch",
+        "train",
+        ["optimizer=nosuch"],
+        ["Could not find 'optimizer/nosuch'", "Available options", "adam", "sgd"],
+        hydra=True,
+    ),
     Case("lr=0", "train", ["optimizer.lr=0"], ["optimizer.lr=0 ", "a number > 0"]),
     Case("lr<0", "train", ["optimizer.lr=-0.1"], ["optimizer.lr=-0.1 ", "a number > 0"]),
-    Case("weight_decay<0", "train", ["optimizer.weight_decay=-1"],
-         ["optimizer.weight_decay=-1 ", "a number >= 0"]),
+    Case(
+        "weight_decay<0",
+        "train",
+        ["optimizer.weight_decay=-1"],
+        ["optimizer.weight_decay=-1 ", "a number >= 0"],
+    ),
     Case("dropout=1", "train", ["model.dropout=1.0"], ["model.dropout=1.0 ", "[0, 1)"]),
     Case("dropout<0", "train", ["model.dropout=-0.1"], ["model.dropout=-0.1 ", "[0, 1)"]),
-    Case("hidden_sizes=[]", "train", ["model.hidden_sizes=[]"],
-         ["model.hidden_sizes=[] ", "a non-empty list of positive integers"]),
-    Case("hidden_sizes<0", "train", ["model.hidden_sizes=[64,-1]"],
-         ["model.hidden_sizes=[64, -1] ", "a non-empty list of positive integers"]),
-    Case("activation", "train", ["model.activation=nosuch"],
-         ["model.activation='nosuch'",
-          "one of: elu, gelu, identity, leaky_relu, relu, selu, sigmoid, silu, tanh"]),
-    Case("norm", "train", ["model.norm=nosuch"],
-         ["model.norm='nosuch'", "one of: batch, layer, none"]),
+    Case(
+        "hidden_sizes=[]",
+        "train",
+        ["model.hidden_sizes=[]"],
+        ["model.hidden_sizes=[] ", "a non-empty list of positive integers"],
+    ),
+    Case(
+        "hidden_sizes<0",
+        "train",
+        ["model.hidden_sizes=[64,-1]"],
+        ["model.hidden_sizes=[64, -1] ", "a non-empty list of positive integers"],
+    ),
+    Case(
+        "activation",
+        "train",
+        ["model.activation=nosuch"],
+        [
+            "model.activation='nosuch'",
+            "one of: elu, gelu, identity, leaky_relu, relu, selu, sigmoid, silu, tanh",
+        ],
+    ),
+    Case(
+        "norm",
+        "train",
+        ["model.norm=nosuch"],
+        ["model.norm='nosuch'", "one of: batch, layer, none"],
+    ),
     Case("batch_size=0", "train", ["data.batch_size=0"], ["data.batch_size=0 ", "an integer >= 1"]),
-    Case("init.std=0", "train", ["init=normal", "init.std=0"],
-         ["init.std=0 ", "a positive number"]),
-    Case("mse-on-classes", "train", ["loss=mse"],
-         ["loss='mse'", "a classification loss", "bce, cross_entropy"]),
-    Case("bce-on-10-classes", "train", ["loss=bce"],
-         ["loss='bce'", "cross_entropy", "2 classes", "has 10"]),
-    Case("class_weights-length", "train", ["loss.class_weights=[1,2]"],
-         ["loss.class_weights=[1, 2] ", "'balanced' or 10 numbers"]),
-    Case("missing-data-file", "train",
-         ["data=mnist", "data.params.data_dir={tmp}/no_data", "data.params.download=false"],
-         ["data.params.data_dir=", "no_data", "an existing file",
-          "set data.params.download=true or place the IDX files there"],
-         setup=_empty_data_dir),
-    Case("clip<0", "train", ["trainer.gradient_clip_val=-1"],
-         ["trainer.gradient_clip_val=-1 ", "null or a number > 0"]),
-    Case("clip-algorithm", "train", ["trainer.gradient_clip_algorithm=nosuch"],
-         ["trainer.gradient_clip_algorithm='nosuch'", "one of: norm, value"]),
-    Case("eval-no-such-ckpt", "eval", ["ckpt_path={tmp}/nosuch.ckpt"],
-         ["ckpt_path=", "nosuch.ckpt", "an existing checkpoint file"]),
-    Case("eval-text-file", "eval", ["ckpt_path={tmp}/notes.ckpt"],
-         ["ckpt_path=", "notes.ckpt", "a checkpoint written by neuralab-train"],
-         setup=_text_file),
-    Case("eval-truncated-ckpt", "eval", ["ckpt_path={tmp}/cut.ckpt"],
-         ["ckpt_path=", "cut.ckpt", "a checkpoint written by neuralab-train"],
-         setup=_truncated),
-    Case("eval-run-dir-without-ckpt", "eval", ["run_dir={tmp}/old_run"],
-         ["run_dir=", "old_run", "checkpoints/best.ckpt or last.ckpt"], setup=_empty_run_dir),
-    Case("eval-nothing-given", "eval", [],
-         ["ckpt_path / run_dir=(None, None)", "exactly one of them"]),
+    Case(
+        "init.std=0", "train", ["init=normal", "init.std=0"], ["init.std=0 ", "a positive number"]
+    ),
+    Case(
+        "mse-on-classes",
+        "train",
+        ["loss=mse"],
+        ["loss='mse'", "a classification loss", "bce, cross_entropy"],
+    ),
+    Case(
+        "bce-on-10-classes",
+        "train",
+        ["loss=bce"],
+        ["loss='bce'", "cross_entropy", "2 classes", "has 10"],
+    ),
+    Case(
+        "class_weights-length",
+        "train",
+        ["loss.class_weights=[1,2]"],
+        ["loss.class_weights=[1, 2] ", "'balanced' or 10 numbers"],
+    ),
+    Case(
+        "missing-data-file",
+        "train",
+        ["data=mnist", "data.params.data_dir={tmp}/no_data", "data.params.download=false"],
+        [
+            "data.params.data_dir=",
+            "no_data",
+            "an existing file",
+            "set data.params.download=true or place the IDX files there",
+        ],
+        setup=_empty_data_dir,
+    ),
+    Case(
+        "clip<0",
+        "train",
+        ["trainer.gradient_clip_val=-1"],
+        ["trainer.gradient_clip_val=-1 ", "null or a number > 0"],
+    ),
+    Case(
+        "clip-algorithm",
+        "train",
+        ["trainer.gradient_clip_algorithm=nosuch"],
+        ["trainer.gradient_clip_algorithm='nosuch'", "one of: norm, value"],
+    ),
+    Case(
+        "eval-no-such-ckpt",
+        "eval",
+        ["ckpt_path={tmp}/nosuch.ckpt"],
+        ["ckpt_path=", "nosuch.ckpt", "an existing checkpoint file"],
+    ),
+    Case(
+        "eval-text-file",
+        "eval",
+        ["ckpt_path={tmp}/notes.ckpt"],
+        ["ckpt_path=", "notes.ckpt", "a checkpoint written by neuralab-train"],
+        setup=_text_file,
+    ),
+    Case(
+        "eval-truncated-ckpt",
+        "eval",
+        ["ckpt_path={tmp}/cut.ckpt"],
+        ["ckpt_path=", "cut.ckpt", "a checkpoint written by neuralab-train"],
+        setup=_truncated,
+    ),
+    Case(
+        "eval-run-dir-without-ckpt",
+        "eval",
+        ["run_dir={tmp}/old_run"],
+        ["run_dir=", "old_run", "checkpoints/best.ckpt or last.ckpt"],
+        setup=_empty_run_dir,
+    ),
+    Case(
+        "eval-nothing-given",
+        "eval",
+        [],
+        ["ckpt_path / run_dir=(None, None)", "exactly one of them"],
+    ),
 ]
 
 
@@ -114,7 +193,15 @@ def checkpoint(tmp_path_factory) -> bytes:
     from neuralab.train import main
 
     root = tmp_path_factory.mktemp("trained")
-    argv = ["neuralab-train", "trainer.max_epochs=1", "logger=none", "test=false", *FAST]
+    argv = [
+        "neuralab-train",
+        "trainer.max_epochs=1",
+        "logger=none",
+        "test=false",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "++callbacks.progress_bar=null",
+    ]
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setattr(sys, "argv", argv)
@@ -135,8 +222,7 @@ def test_bad_input_is_refused_before_training(case: Case, run_cli, tmp_path, req
     before = _snapshot(tmp_path)
 
     overrides = [o.format(tmp=tmp_path) for o in case.overrides]
-    # conf/eval.yaml has no callbacks, so the FAST `~callbacks.progress_bar` would not apply.
-    run = run_cli(case.task, *overrides, fast=case.task == "train")
+    run = run_cli(case.task, *overrides)
 
     assert run.code != 0, run.out
     for text in case.expect:
@@ -164,7 +250,8 @@ def test_bad_input_is_refused_before_training(case: Case, run_cli, tmp_path, req
         (run_dir,) = run_dirs
         assert {p.name for p in run_dir.iterdir()} == RUN_DIR_FILES[case.task]
         inside = {run_dir.relative_to(tmp_path), *run_dir.relative_to(tmp_path).parents}
-        assert all(p in inside or run_dir.relative_to(tmp_path) in p.parents for p in new), (
-            sorted(new))
+        assert all(p in inside or run_dir.relative_to(tmp_path) in p.parents for p in new), sorted(
+            new
+        )
     if case.setup is _empty_data_dir:
         assert not any((tmp_path / "no_data").iterdir())  # no download was attempted

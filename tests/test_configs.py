@@ -35,8 +35,21 @@ from neuralab.utils.config import config_dir, register_resolvers, to_plain
 CONF = Path(config_dir())
 # conf/ folders that are not option groups: shared bases, single-option infra, machine-local.
 NOT_GROUPS = {"_base", "hydra", "paths", "local"}
-EXPECTED_GROUPS = {"data", "model", "module", "loss", "optimizer", "scheduler", "init",
-                   "trainer", "logger", "callbacks", "debug", "experiment", "hparams_search"}
+EXPECTED_GROUPS = {
+    "data",
+    "model",
+    "module",
+    "loss",
+    "optimizer",
+    "scheduler",
+    "init",
+    "trainer",
+    "logger",
+    "callbacks",
+    "debug",
+    "experiment",
+    "hparams_search",
+}
 
 GROUPS = sorted(d.name for d in CONF.iterdir() if d.is_dir() and d.name not in NOT_GROUPS)
 OPTIONS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in GROUPS}
@@ -88,14 +101,18 @@ def _choice(override: str) -> tuple[str, str]:
 
 def _build_combos() -> list[tuple[str, ...]]:
     """PREFERRED_COMBOS that still exist, plus cycled combos for every uncovered option."""
-    combos = [c for c in PREFERRED_COMBOS
-              if all(v in OPTIONS.get(k, [v]) for k, v in map(_choice, c))]
+    combos = [
+        c for c in PREFERRED_COMBOS if all(v in OPTIONS.get(k, [v]) for k, v in map(_choice, c))
+    ]
     covered = {_choice(o) for c in combos for o in c}
     missing = {g: [o for o in OPTIONS[g] if (g, o) not in covered] for g in COMBO_GROUPS}
     for i in range(max(map(len, missing.values()))):
-        combos.append(tuple(
-            f"{g}={missing[g][i] if i < len(missing[g]) else OPTIONS[g][i % len(OPTIONS[g])]}"
-            for g in COMBO_GROUPS))
+        combos.append(
+            tuple(
+                f"{g}={missing[g][i] if i < len(missing[g]) else OPTIONS[g][i % len(OPTIONS[g])]}"
+                for g in COMBO_GROUPS
+            )
+        )
     return combos
 
 
@@ -109,8 +126,7 @@ def _model_runs() -> list[tuple[str, tuple[str, ...]]]:
     for model in OPTIONS["model"]:
         for j in range(per_model):
             if model in NO_BACKPROP_MODELS:
-                combo = tuple(o for o in combos[j % len(combos)]
-                              if not o.startswith("model."))
+                combo = tuple(o for o in combos[j % len(combos)] if not o.startswith("model."))
             else:
                 combo = combos[next(counter) % len(combos)]
             runs.append((model, combo))
@@ -158,8 +174,9 @@ def compose_cfg(overrides: list[str], out_dir: Path, idx_dir: Path | None = None
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
         if idx_dir is not None and cfg.data.source == "idx":
-            cfg = compose("train", overrides=[*overrides, *_idx_overrides(idx_dir)],
-                          return_hydra_config=True)
+            cfg = compose(
+                "train", overrides=[*overrides, *_idx_overrides(idx_dir)], return_hydra_config=True
+            )
     # What Hydra fills in when it runs a job: ${hydra:runtime.output_dir} and the job num.
     cfg.hydra.runtime.output_dir = str(out_dir)
     cfg.hydra.job.num = 0
@@ -267,8 +284,11 @@ def _one_training_step(module: L.LightningModule, datamodule) -> None:
     if not isinstance(module, SupervisedModule):
         return
     optimizer = module.optimizer_factory(module.net.parameters())
-    scheduler = (build_scheduler(module.scheduler_factory, optimizer, total_steps=10)
-                 if module.scheduler_factory is not None else None)
+    scheduler = (
+        build_scheduler(module.scheduler_factory, optimizer, total_steps=10)
+        if module.scheduler_factory is not None
+        else None
+    )
     loss = module.loss_fn(out, y)
     assert torch.isfinite(loss)
     loss.backward()
@@ -283,8 +303,9 @@ def _one_training_step(module: L.LightningModule, datamodule) -> None:
 
 
 def _targets(group: DictConfig | None) -> list[type]:
-    return [get_class(c._target_) for c in (group or {}).values()
-            if c is not None and "_target_" in c]
+    return [
+        get_class(c._target_) for c in (group or {}).values() if c is not None and "_target_" in c
+    ]
 
 
 def _assert_parts_built(job: DictConfig, trainer: L.Trainer) -> None:
@@ -300,8 +321,9 @@ def _assert_parts_built(job: DictConfig, trainer: L.Trainer) -> None:
 
 
 # ------------------------------------------------------- end-to-end (CPU)
-@pytest.mark.parametrize("model, combo", [
-    pytest.param(m, c, id=" ".join([f"model={m}", *c])) for m, c in MODEL_RUNS])
+@pytest.mark.parametrize(
+    "model, combo", [pytest.param(m, c, id=" ".join([f"model={m}", *c])) for m, c in MODEL_RUNS]
+)
 def test_model_fast_dev_run(run_cli, model, combo):
     run = fast_dev_run(run_cli, f"model={model}", *combo)
     hparams = assert_ok(run)["hparams"]
@@ -311,7 +333,9 @@ def test_model_fast_dev_run(run_cli, model, combo):
         assert hparams["optimizer"] == "perceptron_rule", hparams
     else:
         assert (hparams["optimizer"], hparams["scheduler"]) == (
-            chosen["optimizer"], chosen["scheduler"]), hparams
+            chosen["optimizer"],
+            chosen["scheduler"],
+        ), hparams
         assert hparams["activation"] == chosen.get("model.activation", hparams["activation"])
 
 

@@ -70,8 +70,9 @@ def test_sampler_without_shuffle_is_in_order():
 
 @pytest.mark.parametrize("size", [10, 11, 13])
 def test_two_ranks_eval_shards_are_disjoint_and_cover_everything(size):
-    ranks = [EpochSampler(size, shuffle=True, seed=0, rank=r, world_size=2, pad=False)
-             for r in (0, 1)]
+    ranks = [
+        EpochSampler(size, shuffle=True, seed=0, rank=r, world_size=2, pad=False) for r in (0, 1)
+    ]
     shards = [_epoch(s, 1) for s in ranks]
     assert not set(shards[0]) & set(shards[1])
     assert sorted(shards[0] + shards[1]) == list(range(size))  # no padding: counted once
@@ -80,8 +81,9 @@ def test_two_ranks_eval_shards_are_disjoint_and_cover_everything(size):
 
 @pytest.mark.parametrize("size", [10, 11, 13])
 def test_two_ranks_train_shards_are_padded_to_equal_length(size):
-    ranks = [EpochSampler(size, shuffle=True, seed=0, rank=r, world_size=2, pad=True)
-             for r in (0, 1)]
+    ranks = [
+        EpochSampler(size, shuffle=True, seed=0, rank=r, world_size=2, pad=True) for r in (0, 1)
+    ]
     shards = [_epoch(s, 1) for s in ranks]
     assert len(shards[0]) == len(shards[1]) == len(ranks[0]) == len(ranks[1])
     assert len(shards[0]) == math.ceil(size / 2)
@@ -89,9 +91,16 @@ def test_two_ranks_train_shards_are_padded_to_equal_length(size):
     assert len(shards[0]) + len(shards[1]) - size == size % 2  # at most one wrapped repeat
 
 
-@pytest.mark.parametrize("size, batch, pad, world", [
-    (10, 3, False, 1), (10, 5, False, 1), (10, 20, False, 1), (11, 3, True, 2), (11, 3, False, 2),
-])
+@pytest.mark.parametrize(
+    "size, batch, pad, world",
+    [
+        (10, 3, False, 1),
+        (10, 5, False, 1),
+        (10, 20, False, 1),
+        (11, 3, True, 2),
+        (11, 3, False, 2),
+    ],
+)
 def test_loader_len_matches_batches_yielded(size, batch, pad, world):
     x = torch.arange(size, dtype=torch.float32).unsqueeze(1)
     y = torch.arange(size)
@@ -149,8 +158,14 @@ def test_in_memory_and_dataloader_paths_give_the_same_metrics(run_cli, monkeypat
     results = []
     for in_memory, path in (("true", "InMemoryLoader"), ("false", "DataLoader")):
         loaders.clear()
-        run = run_cli("train", f"data.in_memory={in_memory}", "trainer.max_epochs=2",
-                      f"data.batch_size={batch}", "logger=none", "trainer.accelerator=cpu")
+        run = run_cli(
+            "train",
+            f"data.in_memory={in_memory}",
+            "trainer.max_epochs=2",
+            f"data.batch_size={batch}",
+            "logger=none",
+            "trainer.accelerator=cpu",
+        )
         assert run.code == 0, run.out
         assert len(loaders) >= 3 and set(loaders) == {path}  # train, val and test loaders
         new = [d for d in run.run_dirs() if all(d != r["dir"] for r in results)]
@@ -158,7 +173,8 @@ def test_in_memory_and_dataloader_paths_give_the_same_metrics(run_cli, monkeypat
         results.append({"dir": new[0], **run.results(new[0])})
     memory, loader = (r["metrics"] for r in results)
     assert set(memory) == set(loader) and {"test_acc", "test_loss", "final_train_loss"} <= set(
-        memory)
+        memory
+    )
     for name in memory:
         assert memory[name] == pytest.approx(loader[name], abs=1e-6), name
 
@@ -169,6 +185,7 @@ def test_in_memory_and_dataloader_paths_give_the_same_metrics(run_cli, monkeypat
 @pytest.fixture
 def id_source(monkeypatch):
     """A source whose first feature is the sample's index, with unbalanced classes."""
+
     def ids(seed, **_):
         n = 200
         y = np.repeat([0, 1, 2], [120, 60, 20])
@@ -180,8 +197,16 @@ def id_source(monkeypatch):
 
 
 def test_splits_are_disjoint_cover_everything_and_are_stratified(id_source):
-    dm = ArrayDataModule(id_source, CLASSIFICATION, 2, 3, standardize=False,
-                         val_fraction=0.2, test_fraction=0.1, seed=5)
+    dm = ArrayDataModule(
+        id_source,
+        CLASSIFICATION,
+        2,
+        3,
+        standardize=False,
+        val_fraction=0.2,
+        test_fraction=0.1,
+        seed=5,
+    )
     dm.setup()
     ids = {k: dm.splits[k][0][:, 0].long().tolist() for k in ("train", "val", "test")}
     assert not set(ids["train"]) & set(ids["val"])
@@ -192,8 +217,16 @@ def test_splits_are_disjoint_cover_everything_and_are_stratified(id_source):
     assert counts["val"] == [24, 12, 4]  # 20 % of each class
     assert counts["test"] == [12, 6, 2]  # 10 % of each class
     assert counts["train"] == [84, 42, 14]
-    again = ArrayDataModule(id_source, CLASSIFICATION, 2, 3, standardize=False,
-                            val_fraction=0.2, test_fraction=0.1, seed=5)
+    again = ArrayDataModule(
+        id_source,
+        CLASSIFICATION,
+        2,
+        3,
+        standardize=False,
+        val_fraction=0.2,
+        test_fraction=0.1,
+        seed=5,
+    )
     again.setup()
     assert torch.equal(again.splits["val"][0], dm.splits["val"][0])  # seeded
 
@@ -227,15 +260,19 @@ def test_regression_targets_are_standardized_with_train_statistics():
     std.setup()
     y = raw.splits["train"][1]
     assert y.shape[1] == 1
-    torch.testing.assert_close(std.splits["test"][1],
-                               (raw.splits["test"][1] - y.mean(0)) / y.std(0, unbiased=False))
+    torch.testing.assert_close(
+        std.splits["test"][1], (raw.splits["test"][1] - y.mean(0)) / y.std(0, unbiased=False)
+    )
 
 
-@pytest.mark.parametrize("kwargs, setting", [
-    ({"num_features": 63}, "data.num_features"),
-    ({"num_classes": 9}, "data.num_classes"),
-    ({"num_classes": 11}, "data.num_classes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, setting",
+    [
+        ({"num_features": 63}, "data.num_features"),
+        ({"num_classes": 9}, "data.num_classes"),
+        ({"num_classes": 11}, "data.num_classes"),
+    ],
+)
 def test_declared_shapes_must_match_the_data(kwargs, setting):
     args = {"num_features": 64, "num_classes": 10, **kwargs}
     dm = ArrayDataModule("digits", CLASSIFICATION, **args)
@@ -251,16 +288,24 @@ def test_regression_target_count_must_match():
     assert info.value.setting == "data.num_targets"
 
 
-@pytest.mark.parametrize("kwargs, setting", [
-    ({"source": "nosuch"}, "data.source"),
-    ({"task": "ranking"}, "data.task"),
-    ({"batch_size": 0}, "data.batch_size"),
-    ({"eval_batch_size": -1}, "data.eval_batch_size"),
-    ({"val_fraction": 0.6, "test_fraction": 0.4}, "data.val_fraction + data.test_fraction"),
-])
+@pytest.mark.parametrize(
+    "kwargs, setting",
+    [
+        ({"source": "nosuch"}, "data.source"),
+        ({"task": "ranking"}, "data.task"),
+        ({"batch_size": 0}, "data.batch_size"),
+        ({"eval_batch_size": -1}, "data.eval_batch_size"),
+        ({"val_fraction": 0.6, "test_fraction": 0.4}, "data.val_fraction + data.test_fraction"),
+    ],
+)
 def test_datamodule_refuses_bad_settings(kwargs, setting):
-    args = {"source": "digits", "task": CLASSIFICATION, "num_features": 64, "num_classes": 10,
-            **kwargs}
+    args = {
+        "source": "digits",
+        "task": CLASSIFICATION,
+        "num_features": 64,
+        "num_classes": 10,
+        **kwargs,
+    }
     with pytest.raises(ConfigError) as info:
         ArrayDataModule(**args)
     assert info.value.setting == setting
@@ -274,7 +319,8 @@ def test_log_cosh_matches_formula_and_stays_finite():
     loss = LogCosh()
     for di in d:
         assert loss(di.view(1), torch.zeros(1, dtype=torch.float64)).item() == pytest.approx(
-            math.log(math.cosh(di.item())), rel=1e-9, abs=1e-12)
+            math.log(math.cosh(di.item())), rel=1e-9, abs=1e-12
+        )
     torch.testing.assert_close(loss(d, torch.zeros_like(d)), torch.log(torch.cosh(d)).mean())
     big = torch.tensor([1000.0, -1000.0])
     assert torch.isinf(torch.log(torch.cosh(big))).all()  # the naive formula overflows
@@ -303,12 +349,15 @@ def test_bce_uses_pos_weight_from_class_weights():
     assert isinstance(loss, BinaryCrossEntropy)
     torch.testing.assert_close(loss.pos_weight, torch.tensor([3.0]))
     expected = F.binary_cross_entropy_with_logits(
-        logits.squeeze(-1), targets.float(), pos_weight=torch.tensor([3.0]))
+        logits.squeeze(-1), targets.float(), pos_weight=torch.tensor([3.0])
+    )
     torch.testing.assert_close(loss(logits, targets), expected)
     plain = build_loss("bce", CLASSIFICATION, 2, targets)
     assert plain.pos_weight is None
-    torch.testing.assert_close(plain(logits, targets), F.binary_cross_entropy_with_logits(
-        logits.squeeze(-1), targets.float()))
+    torch.testing.assert_close(
+        plain(logits, targets),
+        F.binary_cross_entropy_with_logits(logits.squeeze(-1), targets.float()),
+    )
     balanced = build_loss("bce", CLASSIFICATION, 2, targets, class_weights="balanced")
     torch.testing.assert_close(balanced.pos_weight, torch.tensor([2 / 3]))  # (5/6) / (5/4)
 
@@ -316,32 +365,48 @@ def test_bce_uses_pos_weight_from_class_weights():
 def test_cross_entropy_class_weights_and_smoothing():
     targets = torch.tensor([0, 0, 1, 2])
     logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
-    loss = build_loss("cross_entropy", CLASSIFICATION, 3, targets, class_weights="balanced",
-                      label_smoothing=0.1)
+    loss = build_loss(
+        "cross_entropy", CLASSIFICATION, 3, targets, class_weights="balanced", label_smoothing=0.1
+    )
     assert isinstance(loss, CrossEntropy)
     weight = balanced_weights(targets, 3)
-    torch.testing.assert_close(loss(logits, targets), F.cross_entropy(
-        logits, targets, weight=weight, label_smoothing=0.1))
+    torch.testing.assert_close(
+        loss(logits, targets), F.cross_entropy(logits, targets, weight=weight, label_smoothing=0.1)
+    )
 
 
 _CLASS_LOSSES, _REGR_LOSSES = "bce, cross_entropy", "huber, log_cosh, mae, mse"
 
 
-@pytest.mark.parametrize("name, task, num_classes, kwargs, setting, allowed", [
-    ("mse", CLASSIFICATION, 10, {}, "loss", _CLASS_LOSSES),
-    ("log_cosh", CLASSIFICATION, 2, {}, "loss", _CLASS_LOSSES),
-    ("cross_entropy", REGRESSION, None, {}, "loss", _REGR_LOSSES),
-    ("bce", REGRESSION, None, {}, "loss", _REGR_LOSSES),
-    ("bce", CLASSIFICATION, 10, {}, "loss", "cross_entropy: bce needs 2 classes"),
-    ("nosuch", CLASSIFICATION, 10, {}, "loss", "one of: " + ", ".join(sorted(LOSSES))),
-    ("mse", REGRESSION, None, {"class_weights": [1, 2]}, "loss.class_weights", "null"),
-    ("cross_entropy", CLASSIFICATION, 10, {"class_weights": [1, 2]}, "loss.class_weights",
-     "10 numbers"),
-    ("cross_entropy", CLASSIFICATION, 3, {"class_weights": "inverse"}, "loss.class_weights",
-     "'balanced' or 3 numbers"),
-])
-def test_build_loss_refuses_what_does_not_fit(name, task, num_classes, kwargs, setting,
-                                              allowed):
+@pytest.mark.parametrize(
+    "name, task, num_classes, kwargs, setting, allowed",
+    [
+        ("mse", CLASSIFICATION, 10, {}, "loss", _CLASS_LOSSES),
+        ("log_cosh", CLASSIFICATION, 2, {}, "loss", _CLASS_LOSSES),
+        ("cross_entropy", REGRESSION, None, {}, "loss", _REGR_LOSSES),
+        ("bce", REGRESSION, None, {}, "loss", _REGR_LOSSES),
+        ("bce", CLASSIFICATION, 10, {}, "loss", "cross_entropy: bce needs 2 classes"),
+        ("nosuch", CLASSIFICATION, 10, {}, "loss", "one of: " + ", ".join(sorted(LOSSES))),
+        ("mse", REGRESSION, None, {"class_weights": [1, 2]}, "loss.class_weights", "null"),
+        (
+            "cross_entropy",
+            CLASSIFICATION,
+            10,
+            {"class_weights": [1, 2]},
+            "loss.class_weights",
+            "10 numbers",
+        ),
+        (
+            "cross_entropy",
+            CLASSIFICATION,
+            3,
+            {"class_weights": "inverse"},
+            "loss.class_weights",
+            "'balanced' or 3 numbers",
+        ),
+    ],
+)
+def test_build_loss_refuses_what_does_not_fit(name, task, num_classes, kwargs, setting, allowed):
     with pytest.raises(ConfigError) as info:
         build_loss(name, task, num_classes, torch.tensor([0, 1]), **kwargs)
     assert info.value.setting == setting
@@ -353,7 +418,8 @@ def test_regression_losses_build_and_run(name):
     loss = build_loss(name, REGRESSION, None, torch.zeros(3, 1))
     value = loss(torch.ones(3, 1), torch.zeros(3, 1))
     assert value.item() == pytest.approx(
-        {"mse": 1.0, "mae": 1.0, "huber": 0.5, "log_cosh": math.log(math.cosh(1.0))}[name])
+        {"mse": 1.0, "mae": 1.0, "huber": 0.5, "log_cosh": math.log(math.cosh(1.0))}[name]
+    )
 
 
 # ----------------------------------------------------------------- init
@@ -393,8 +459,9 @@ def _big(fan_in: int = 256, fan_out: int = 1024) -> nn.Linear:
     return nn.Linear(fan_in, fan_out)  # weight (fan_out, fan_in): fans differ on purpose
 
 
-@pytest.mark.parametrize("activation, gain", [("relu", math.sqrt(2)), ("tanh", 5 / 3),
-                                              ("identity", 1.0), ("gelu", 1.0)])
+@pytest.mark.parametrize(
+    "activation, gain", [("relu", math.sqrt(2)), ("tanh", 5 / 3), ("identity", 1.0), ("gelu", 1.0)]
+)
 def test_xavier_normal_std(activation, gain):
     layer = _big()
     apply_init(nn.Sequential(layer), "xavier_normal", activation)
@@ -438,16 +505,14 @@ def test_orthogonal_rows_are_orthonormal(shape):
     layer = _big(fan_in, fan_out)
     apply_init(nn.Sequential(layer), "orthogonal", "identity")  # gain 1
     w = layer.weight.double()  # (fan_out, fan_in), fan_out <= fan_in
-    torch.testing.assert_close(w @ w.T, torch.eye(fan_out, dtype=torch.float64),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(w @ w.T, torch.eye(fan_out, dtype=torch.float64), atol=1e-5, rtol=0)
 
 
 def test_orthogonal_uses_the_activation_gain():
     layer = _big(256, 256)
     apply_init(nn.Sequential(layer), "orthogonal", "relu")
     w = layer.weight.double()
-    torch.testing.assert_close(w @ w.T, 2 * torch.eye(256, dtype=torch.float64), atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(w @ w.T, 2 * torch.eye(256, dtype=torch.float64), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("std", [0.01, 0.5])
@@ -545,7 +610,8 @@ def test_mlp_variants_have_the_expected_layers():
     net = MLP(10, 3, [32, 32, 8], activation="tanh", dropout=0.3, norm="batch", residual=True)
     for block in net.blocks:
         assert isinstance(block.norm, nn.BatchNorm1d) and block.norm.num_features == (
-            block.linear.out_features)
+            block.linear.out_features
+        )
         assert isinstance(block.drop, nn.Dropout) and block.drop.p == 0.3
         assert isinstance(block.act, nn.Tanh)
     # a skip only where the block's input and output widths agree
@@ -571,10 +637,15 @@ def test_mlp_refuses_bad_hidden_sizes(hidden):
     assert info.value.allowed == "a non-empty list of positive integers"
 
 
-@pytest.mark.parametrize("kwargs, setting", [
-    ({"dropout": 1.0}, "model.dropout"), ({"dropout": -0.1}, "model.dropout"),
-    ({"activation": "nosuch"}, "model.activation"), ({"norm": "nosuch"}, "model.norm"),
-])
+@pytest.mark.parametrize(
+    "kwargs, setting",
+    [
+        ({"dropout": 1.0}, "model.dropout"),
+        ({"dropout": -0.1}, "model.dropout"),
+        ({"activation": "nosuch"}, "model.activation"),
+        ({"norm": "nosuch"}, "model.norm"),
+    ],
+)
 def test_mlp_refuses_bad_settings(kwargs, setting):
     with pytest.raises(ConfigError) as info:
         MLP(10, 3, [8], **kwargs)
@@ -604,8 +675,7 @@ def test_classification_metrics_match_a_direct_computation():
     out = metrics.compute(_identity)
     torch.testing.assert_close(out["loss"], F.cross_entropy(logits, targets))  # per-sample mean
     assert out["loss"].item() != pytest.approx(torch.stack(losses).mean().item())  # not batch mean
-    assert out["acc"].item() == pytest.approx(
-        (logits.argmax(1) == targets).float().mean().item())
+    assert out["acc"].item() == pytest.approx((logits.argmax(1) == targets).float().mean().item())
     metrics.reset()
     assert metrics.compute(_identity) == {}
 
@@ -685,16 +755,19 @@ def test_linear_warmup_constant_and_unknown_decay():
 
 def test_build_scheduler_passes_total_steps_only_where_taken_and_unset():
     opt = _optimizer(0.01)
-    onecycle = build_scheduler(functools.partial(torch.optim.lr_scheduler.OneCycleLR,
-                                                 max_lr=0.1), opt, 123.0)
+    onecycle = build_scheduler(
+        functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.1), opt, 123.0
+    )
     assert onecycle.total_steps == 123
     opt = _optimizer(0.01)
-    fixed = build_scheduler(functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.1,
-                                              total_steps=7), opt, 123)
+    fixed = build_scheduler(
+        functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.1, total_steps=7), opt, 123
+    )
     assert fixed.total_steps == 7  # the config's own value wins
     opt = _optimizer(0.01)
-    step = build_scheduler(functools.partial(torch.optim.lr_scheduler.StepLR, step_size=2),
-                           opt, 123)  # StepLR would raise on an unexpected total_steps
+    step = build_scheduler(
+        functools.partial(torch.optim.lr_scheduler.StepLR, step_size=2), opt, 123
+    )  # StepLR would raise on an unexpected total_steps
     assert isinstance(step, torch.optim.lr_scheduler.StepLR)
     opt = _optimizer(1.0)
     warm = build_scheduler(functools.partial(linear_warmup, warmup_steps=2), opt, 6)

@@ -18,19 +18,37 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 EPOCHS = 3
 # The run whose event files most tests read: every hparam differs from its default.
-OVERRIDES = ["model=mlp_dropout", "optimizer=sgd", "optimizer.lr=0.05", "init=he_normal",
-             "model.activation=tanh", f"trainer.max_epochs={EPOCHS}",
-             "callbacks.early_stopping=null"]
+OVERRIDES = [
+    "model=mlp_dropout",
+    "optimizer=sgd",
+    "optimizer.lr=0.05",
+    "init=he_normal",
+    "model.activation=tanh",
+    f"trainer.max_epochs={EPOCHS}",
+    "callbacks.early_stopping=null",
+]
 EXPECTED_HPARAMS = {
-    "model": "mlp_dropout", "width": 128, "depth": 2, "activation": "tanh", "dropout": 0.5,
-    "norm": "none", "init": "he_normal", "optimizer": "sgd", "lr": 0.05, "weight_decay": 0.0,
-    "scheduler": "none", "batch_size": 64, "seed": 42,
+    "model": "mlp_dropout",
+    "width": 128,
+    "depth": 2,
+    "activation": "tanh",
+    "dropout": 0.5,
+    "norm": "none",
+    "init": "he_normal",
+    "optimizer": "sgd",
+    "lr": 0.05,
+    "weight_decay": 0.0,
+    "scheduler": "none",
+    "batch_size": 64,
+    "seed": 42,
 }
 PER_EPOCH = ["train/loss", "train/acc", "val/loss", "val/acc", "train/lr"]
 ONCE = ["test/loss", "test/acc"]
 HP_METRICS = ["hp/best_val_acc", "hp/final_val_loss", "hp/test_acc"]
-SIZE_GUIDANCE = {kind: 0 for kind in ("scalars", "tensors", "histograms", "images", "audio",
-                                      "compressedHistograms")}
+SIZE_GUIDANCE = {
+    kind: 0
+    for kind in ("scalars", "tensors", "histograms", "images", "audio", "compressedHistograms")
+}
 
 
 def train(root: Path, *overrides: str) -> list[Path]:
@@ -146,8 +164,14 @@ def test_hp_metric_scalars_equal_results(events, run_dir):
 
 
 def test_multirun_each_job_has_its_own_tensorboard_row(tmp_path):
-    jobs = train(tmp_path, "-m", "optimizer=sgd,adam", "data=iris", "trainer.max_epochs=2",
-                 "callbacks.early_stopping=null")
+    jobs = train(
+        tmp_path,
+        "-m",
+        "optimizer=sgd,adam",
+        "data=iris",
+        "trainer.max_epochs=2",
+        "callbacks.early_stopping=null",
+    )
     assert [job.name for job in jobs] == ["0", "1"]
     rows = []
     for job in jobs:

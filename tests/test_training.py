@@ -16,8 +16,13 @@ import torch
 from conftest import Run, run_subprocess
 
 FIXED_EPOCHS = ["callbacks.early_stopping=null"]
-XOR_MLP = ["data=xor", "model=mlp", "model.hidden_sizes=[8]", "model.activation=tanh",
-           "optimizer.lr=0.05"]
+XOR_MLP = [
+    "data=xor",
+    "model=mlp",
+    "model.hidden_sizes=[8]",
+    "model.activation=tanh",
+    "optimizer.lr=0.05",
+]
 
 
 def trained(run: Run) -> dict:
@@ -35,6 +40,7 @@ def only_run_dir(run: Run, task: str) -> Path:
 
 
 # --- what the models learn -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("gate", ["and", "or"])
 def test_perceptron_learns_linearly_separable_gates(run_cli, gate):
@@ -72,9 +78,11 @@ def test_xor_mlp_experiment(run_cli):
 
 # --- multirun and multi-process --------------------------------------------------------
 
+
 def test_multirun_two_jobs(run_cli):
-    run = run_cli("train", "-m", "optimizer=sgd,adam", "data=iris", "trainer.max_epochs=2",
-                  *FIXED_EPOCHS)
+    run = run_cli(
+        "train", "-m", "optimizer=sgd,adam", "data=iris", "trainer.max_epochs=2", *FIXED_EPOCHS
+    )
     assert run.code == 0, run.out
     sweeps = list((run.root / "logs" / "train" / "multiruns").iterdir())
     assert len(sweeps) == 1, sweeps
@@ -95,10 +103,20 @@ def test_multirun_two_jobs(run_cli):
 
 def test_ddp_cpu_two_processes(tmp_path):
     script = str(Path(sys.executable).parent / "neuralab-train")
-    run = run_subprocess([script, "trainer=ddp_cpu", "data=iris", "trainer.max_epochs=2",
-                          *FIXED_EPOCHS, "trainer.enable_progress_bar=false",
-                          "trainer.enable_model_summary=false", "~callbacks.progress_bar"],
-                         cwd=tmp_path, timeout=300)
+    run = run_subprocess(
+        [
+            script,
+            "trainer=ddp_cpu",
+            "data=iris",
+            "trainer.max_epochs=2",
+            *FIXED_EPOCHS,
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "~callbacks.progress_bar",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert run.code == 0, run.out
     results = trained(run)
     assert results["epochs"] == 2
@@ -107,6 +125,7 @@ def test_ddp_cpu_two_processes(tmp_path):
 
 
 # --- eval reproduces training ----------------------------------------------------------
+
 
 def assert_eval_reproduces(run_cli, *train_overrides: str) -> None:
     train = run_cli("train", *train_overrides)
@@ -130,14 +149,22 @@ def test_eval_reproduces_default_run(run_cli):
 
 
 def test_eval_needs_no_overrides(run_cli):
-    assert_eval_reproduces(run_cli, "model=mlp_batchnorm", "model.hidden_sizes=[32,16]",
-                           "model.activation=tanh", "data=wine", "init=he_normal",
-                           "trainer.max_epochs=3", *FIXED_EPOCHS)
+    assert_eval_reproduces(
+        run_cli,
+        "model=mlp_batchnorm",
+        "model.hidden_sizes=[32,16]",
+        "model.activation=tanh",
+        "data=wine",
+        "init=he_normal",
+        "trainer.max_epochs=3",
+        *FIXED_EPOCHS,
+    )
 
 
 def test_eval_reproduces_perceptron(run_cli):
-    assert_eval_reproduces(run_cli, "model=perceptron", "data=and", "trainer.max_epochs=3",
-                           *FIXED_EPOCHS)
+    assert_eval_reproduces(
+        run_cli, "model=perceptron", "data=and", "trainer.max_epochs=3", *FIXED_EPOCHS
+    )
 
 
 # --- checkpoints -----------------------------------------------------------------------
@@ -163,8 +190,9 @@ def test_checkpoints_hold_only_primitives(run_cli, model):
     run = run_cli("train", f"model={model}", data, "scheduler=step", "trainer.max_epochs=1")
     trained(run)
     for name in ("best.ckpt", "last.ckpt"):
-        checkpoint = torch.load(run.run_dir / "checkpoints" / name, map_location="cpu",
-                                weights_only=True)
+        checkpoint = torch.load(
+            run.run_dir / "checkpoints" / name, map_location="cpu", weights_only=True
+        )
         hparams = checkpoint["hyper_parameters"]
         assert type(hparams["config"]) is dict
         assert_primitive(hparams)
@@ -174,6 +202,7 @@ def test_checkpoints_hold_only_primitives(run_cli, model):
 
 
 # --- determinism and regressions --------------------------------------------------------
+
 
 def test_same_seed_same_metrics(run_cli):
     args = ("model=mlp_dropout", "data=wine", "trainer.max_epochs=3", *FIXED_EPOCHS)

@@ -26,9 +26,12 @@ def check_optimizer(opt: DictConfig) -> None:
 def check_trainer(cfg: DictConfig, multirun: bool) -> None:
     """Refuse what Lightning would start and then break."""
     if multirun and cfg.trainer.get("strategy") == "ddp":
-        raise ConfigError("trainer.strategy", "ddp",
-                          "ddp_fork (trainer=ddp_fork or ddp_cpu) inside a multirun: "
-                          "subprocess ddp re-runs the whole sweep on every rank")
+        raise ConfigError(
+            "trainer.strategy",
+            "ddp",
+            "ddp_fork (trainer=ddp_fork or ddp_cpu) inside a multirun: "
+            "subprocess ddp re-runs the whole sweep on every rank",
+        )
     clip = cfg.trainer.get("gradient_clip_val")
     if clip is not None and (not _is_number(clip) or clip <= 0):
         raise ConfigError("trainer.gradient_clip_val", clip, "null or a number > 0")

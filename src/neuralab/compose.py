@@ -48,15 +48,21 @@ def _scheduler_parts(cfg: DictConfig) -> dict[str, Any]:
         return {"scheduler": None}
     sched = OmegaConf.to_container(cfg.scheduler, resolve=True)
     interval, monitor = sched.pop("interval", "epoch"), sched.pop("monitor", None)
-    return {"scheduler": instantiate(sched), "scheduler_interval": interval,
-            "scheduler_monitor": monitor}
+    return {
+        "scheduler": instantiate(sched),
+        "scheduler_interval": interval,
+        "scheduler_monitor": monitor,
+    }
 
 
 def build_module(cfg: DictConfig, datamodule: ArrayDataModule, config: dict) -> L.LightningModule:
     module_cls = get_class(cfg.module._target_)
     wanted = inspect.signature(module_cls).parameters
-    parts: dict[str, Any] = {"task": datamodule.task, "in_features": datamodule.num_features,
-                             "config": config}
+    parts: dict[str, Any] = {
+        "task": datamodule.task,
+        "in_features": datamodule.num_features,
+        "config": config,
+    }
     if "loss" in wanted:
         parts["loss"] = build_loss_from(cfg, datamodule)  # checks loss vs task first
     if "optimizer" in wanted:
@@ -72,12 +78,14 @@ def build_module(cfg: DictConfig, datamodule: ArrayDataModule, config: dict) -> 
 
 def _instantiate_group(group: DictConfig | None) -> list:
     """Instantiate every entry of a dict-of-configs group (null entries are off)."""
-    return [instantiate(c, _convert_="all") for c in (group or {}).values()
-            if c is not None and "_target_" in c]
+    return [
+        instantiate(c, _convert_="all")
+        for c in (group or {}).values()
+        if c is not None and "_target_" in c
+    ]
 
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     callbacks = _instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or [])
     loggers = _instantiate_group(cfg.get("logger"))
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                       _convert_="all")
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")

@@ -36,9 +36,11 @@ def rebuild(checkpoint: dict) -> tuple[L.LightningModule, L.LightningDataModule]
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
-        raise ConfigError("ckpt_path", "<weights>",
-                          f"weights matching the saved model config ({str(err).splitlines()[0]})"
-                          ) from None
+        raise ConfigError(
+            "ckpt_path",
+            "<weights>",
+            f"weights matching the saved model config ({str(err).splitlines()[0]})",
+        ) from None
     return module, datamodule
 
 
@@ -49,8 +51,9 @@ def evaluate(cfg: DictConfig) -> float | None:
     results = trainer.test(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    write_json(output_dir / "results.json", {"status": "ok", "checkpoint": str(path),
-                                             "metrics": metrics})
+    write_json(
+        output_dir / "results.json", {"status": "ok", "checkpoint": str(path), "metrics": metrics}
+    )
     log.info("eval of %s: %s", path, metrics)
     return metrics.get("test/acc", metrics.get("test/loss"))
 

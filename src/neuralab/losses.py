@@ -94,7 +94,9 @@ def build_loss(
         fitting = sorted(n for n, (t, _) in LOSSES.items() if t == task)
         raise ConfigError("loss", name, f"a {task} loss for this data set: {', '.join(fitting)}")
     if name == "bce" and num_classes != 2:
-        raise ConfigError("loss", name, f"cross_entropy: bce needs 2 classes, data has {num_classes}")
+        raise ConfigError(
+            "loss", name, f"cross_entropy: bce needs 2 classes, data has {num_classes}"
+        )
     if task == REGRESSION:
         if class_weights is not None:
             raise ConfigError("loss.class_weights", class_weights, "null for regression")

@@ -15,8 +15,13 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 
-def linear_warmup(optimizer: Optimizer, warmup_steps: int, total_steps: int | None = None,
-                  decay: str = "cosine", min_lr_ratio: float = 0.0) -> LambdaLR:
+def linear_warmup(
+    optimizer: Optimizer,
+    warmup_steps: int,
+    total_steps: int | None = None,
+    decay: str = "cosine",
+    min_lr_ratio: float = 0.0,
+) -> LambdaLR:
     """lr rises linearly over `warmup_steps`, then follows `decay` (cosine or constant)."""
     if decay not in ("cosine", "constant"):
         raise ValueError(f"decay must be 'cosine' or 'constant', got {decay!r}")
@@ -32,8 +37,9 @@ def linear_warmup(optimizer: Optimizer, warmup_steps: int, total_steps: int | No
     return LambdaLR(optimizer, factor)
 
 
-def build_scheduler(factory: functools.partial, optimizer: Optimizer,
-                    total_steps: int) -> LRScheduler:
+def build_scheduler(
+    factory: functools.partial, optimizer: Optimizer, total_steps: int
+) -> LRScheduler:
     params = inspect.signature(factory.func).parameters
     if "total_steps" in params and factory.keywords.get("total_steps") is None:
         return factory(optimizer, total_steps=int(total_steps))

@@ -1,8 +1,8 @@
 """neuralab-train: compose the config, build data/model/trainer, fit, test, summarize.
 
-    neuralab-train                                   # MLP on digits
-    neuralab-train model=perceptron data=xor
-    neuralab-train -m model=mlp,mlp_dropout optimizer=sgd,adam
+neuralab-train                                   # MLP on digits
+neuralab-train model=perceptron data=xor
+neuralab-train -m model=mlp,mlp_dropout optimizer=sgd,adam
 """
 
 from __future__ import annotations
@@ -52,12 +52,18 @@ def train(cfg: DictConfig) -> float | None:
     hparams = flat_hparams(config, choices)
     write_hparams(trainer.loggers, hparams, summary)
     output_dir = Path(hydra_cfg.runtime.output_dir)
-    write_json(output_dir / "results.json", {
-        "status": "ok", "metrics": summary, "hparams": hparams,
-        "overrides": list(hydra_cfg.overrides.task), "epochs": int(fit_metrics.get(EPOCHS_TAG, 0)),
-        "wall_time_s": round(time.time() - started, 3),
-        "best_checkpoint": best if cfg.test else None,
-    })
+    write_json(
+        output_dir / "results.json",
+        {
+            "status": "ok",
+            "metrics": summary,
+            "hparams": hparams,
+            "overrides": list(hydra_cfg.overrides.task),
+            "epochs": int(fit_metrics.get(EPOCHS_TAG, 0)),
+            "wall_time_s": round(time.time() - started, 3),
+            "best_checkpoint": best if cfg.test else None,
+        },
+    )
     log.info("results: %s", summary)
     return summary.get(objective_name(cfg.monitor.metric))
 

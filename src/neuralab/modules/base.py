@@ -33,7 +33,8 @@ class MetricsModule(L.LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         values = self.metrics[stage].compute(
-            lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
+            lambda t: self.trainer.strategy.reduce(t, reduce_op="sum")
+        )
         self.metrics[stage].reset()
         logged = {tag(stage, k): v for k, v in values.items()}
         if stage == "train":

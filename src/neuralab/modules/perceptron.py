@@ -21,8 +21,9 @@ from neuralab.nets.perceptron import Perceptron, scores_to_classes
 
 
 class PerceptronModule(MetricsModule):
-    def __init__(self, net: Perceptron, lr: float = 1.0, in_features: int = 1,
-                 config: dict | None = None):
+    def __init__(
+        self, net: Perceptron, lr: float = 1.0, in_features: int = 1, config: dict | None = None
+    ):
         super().__init__(net, "classification", in_features)
         if not lr > 0:
             raise ConfigError("model.lr", lr, "a positive number")
@@ -49,8 +50,9 @@ class PerceptronModule(MetricsModule):
                 if linear.out_features == 1:
                     delta = (yi - y_hat).to(xi.dtype).reshape(1)  # (1,): 0 or +-1
                 else:  # +1 on the true class, -1 on the predicted one (cancel when equal)
-                    delta = (F.one_hot(yi, linear.out_features)
-                             - F.one_hot(y_hat, linear.out_features)).to(xi.dtype)
+                    delta = (
+                        F.one_hot(yi, linear.out_features) - F.one_hot(y_hat, linear.out_features)
+                    ).to(xi.dtype)
                 weight += lr * delta[:, None] * xi[None, :]
                 bias += lr * delta
             # The rule's whole update for this batch, applied by an SGD(lr=1) step below,

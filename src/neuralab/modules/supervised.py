@@ -17,11 +17,20 @@ from neuralab.schedulers import build_scheduler
 
 
 class SupervisedModule(MetricsModule):
-    def __init__(self, net: nn.Module, loss: nn.Module, optimizer: functools.partial,
-                 scheduler: functools.partial | None = None, scheduler_interval: str = "epoch",
-                 scheduler_monitor: str | None = None, l1_penalty: float = 0.0,
-                 l2_penalty: float = 0.0, task: str = "classification", in_features: int = 1,
-                 config: dict | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: functools.partial,
+        scheduler: functools.partial | None = None,
+        scheduler_interval: str = "epoch",
+        scheduler_monitor: str | None = None,
+        l1_penalty: float = 0.0,
+        l2_penalty: float = 0.0,
+        task: str = "classification",
+        in_features: int = 1,
+        config: dict | None = None,
+    ):
         super().__init__(net, task, in_features)
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
         self.loss_fn, self.optimizer_factory, self.scheduler_factory = loss, optimizer, scheduler
@@ -35,7 +44,9 @@ class SupervisedModule(MetricsModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._step(batch, "train")
-        return loss + self._penalty() if self.hparams.l1_penalty or self.hparams.l2_penalty else loss
+        return (
+            loss + self._penalty() if self.hparams.l1_penalty or self.hparams.l2_penalty else loss
+        )
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
@@ -63,8 +74,9 @@ class SupervisedModule(MetricsModule):
         optimizer = self.optimizer_factory(self.net.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = build_scheduler(self.scheduler_factory, optimizer,
-                                    self.trainer.estimated_stepping_batches)
+        scheduler = build_scheduler(
+            self.scheduler_factory, optimizer, self.trainer.estimated_stepping_batches
+        )
         config = {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}
         if self.hparams.scheduler_monitor:
             config["monitor"] = self.hparams.scheduler_monitor

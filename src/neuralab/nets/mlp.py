@@ -17,8 +17,15 @@ from neuralab.layers import activation_class, make_norm, norm_class
 
 
 class Block(nn.Module):
-    def __init__(self, d_in: int, d_out: int, act: type[nn.Module], norm: str | None,
-                 dropout: float, residual: bool):
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        act: type[nn.Module],
+        norm: str | None,
+        dropout: float,
+        residual: bool,
+    ):
         super().__init__()
         self.linear = nn.Linear(d_in, d_out)
         self.norm = make_norm(norm, d_out)
@@ -49,7 +56,10 @@ class MLP(nn.Module):
         act, _ = activation_class(activation), norm_class(norm)  # fail before building
         widths = [in_features, *hidden]
         self.blocks = nn.Sequential(
-            *(Block(a, b, act, norm, dropout, residual) for a, b in zip(widths, widths[1:]))
+            *(
+                Block(a, b, act, norm, dropout, residual)
+                for a, b in zip(widths, widths[1:], strict=False)
+            )
         )
         self.head = nn.Linear(widths[-1], out_features)
 
@@ -59,7 +69,7 @@ class MLP(nn.Module):
 
 def _check_hidden(hidden_sizes: Sequence[int]) -> list[int]:
     sizes = list(hidden_sizes) if isinstance(hidden_sizes, Sequence) else None
-    if not sizes or not all(isinstance(h, int) and h > 0 for h in sizes):
+    if not sizes or not all(type(h) is int and h > 0 for h in sizes):
         raise ConfigError(
             "model.hidden_sizes", hidden_sizes, "a non-empty list of positive integers"
         )

@@ -14,8 +14,11 @@ WRITTEN_BY_TRAIN = "a checkpoint written by neuralab-train"
 def find_checkpoint(ckpt_path: str | None, run_dir: str | None) -> Path:
     """`ckpt_path` itself, or the run dir's checkpoints/best.ckpt (else last.ckpt)."""
     if (ckpt_path is None) == (run_dir is None):
-        raise ConfigError("ckpt_path / run_dir", (ckpt_path, run_dir),
-                          "exactly one of them: a .ckpt file or a run dir")
+        raise ConfigError(
+            "ckpt_path / run_dir",
+            (ckpt_path, run_dir),
+            "exactly one of them: a .ckpt file or a run dir",
+        )
     if ckpt_path is not None:
         path = Path(ckpt_path)
         if not path.is_file():
@@ -33,10 +36,11 @@ def load_checkpoint(path: Path) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
-        raise ConfigError("ckpt_path", str(path),
-                          f"{WRITTEN_BY_TRAIN} (loading failed: {_first_line(err)})") from None
-    config = checkpoint.get("hyper_parameters", {}).get("config") if isinstance(
-        checkpoint, dict) else None
+        raise ConfigError(
+            "ckpt_path", str(path), f"{WRITTEN_BY_TRAIN} (loading failed: {_first_line(err)})"
+        ) from None
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    config = hparams.get("config") if isinstance(hparams, dict) else None
     if not isinstance(config, dict) or "state_dict" not in checkpoint:
         raise ConfigError("ckpt_path", str(path), f"{WRITTEN_BY_TRAIN} (no saved config inside)")
     return checkpoint

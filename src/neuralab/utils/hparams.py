@@ -44,8 +44,9 @@ def flat_hparams(config: Mapping, choices: Mapping) -> dict[str, object]:
     }
 
 
-def summary_metrics(fit_metrics: Mapping[str, float],
-                    test_metrics: Mapping[str, float]) -> dict[str, float]:
+def summary_metrics(
+    fit_metrics: Mapping[str, float], test_metrics: Mapping[str, float]
+) -> dict[str, float]:
     """best_val_<m>, final_val_<m> and test_<m> from Lightning's logged values."""
     out: dict[str, float] = {}
     for key, value in sorted(fit_metrics.items()):
@@ -70,5 +71,7 @@ def write_hparams(loggers: list, hparams: Mapping, metrics: Mapping[str, float])
     """One HParams row per run: the flat hparams with real metric values."""
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(dict(hparams), metrics={f"hp/{k}": v for k, v in metrics.items()})
+            logger.log_hyperparams(
+                dict(hparams), metrics={f"hp/{k}": v for k, v in metrics.items()}
+            )
             logger.experiment.flush()
