@@ -24,8 +24,15 @@ from torch import Tensor
 class EpochSampler:
     """The indices one rank visits in one epoch. Lightning calls `set_epoch`."""
 
-    def __init__(self, size: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
-                 pad: bool = False):
+    def __init__(
+        self,
+        size: int,
+        shuffle: bool,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        pad: bool = False,
+    ):
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.rank, self.world_size, self.pad = rank, world_size, pad
         self.epoch = 0
@@ -53,8 +60,13 @@ class EpochSampler:
 class InMemoryLoader:
     """Iterable of batches sliced from tensors that stay on `device`."""
 
-    def __init__(self, tensors: tuple[Tensor, ...], batch_size: int, sampler: EpochSampler,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        tensors: tuple[Tensor, ...],
+        batch_size: int,
+        sampler: EpochSampler,
+        device: torch.device | str = "cpu",
+    ):
         self.tensors = tuple(t.to(device) for t in tensors)
         self.batch_size = batch_size
         # Lightning looks up these two attributes to call set_epoch / detect shuffling.

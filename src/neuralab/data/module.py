@@ -23,20 +23,37 @@ Split = tuple[Tensor, Tensor]
 
 
 class ArrayDataModule(L.LightningDataModule):
-    def __init__(self, source: str, task: str, num_features: int, num_classes: int | None = None,
-                 num_targets: int | None = None,                  batch_size: int = 64, eval_batch_size: int = 1024, val_fraction: float = 0.15,
-                 test_fraction: float = 0.15, standardize: bool = True, in_memory: bool = True,
-                 num_workers: int = 0, seed: int = 0, params: dict | None = None):
+    def __init__(
+        self,
+        source: str,
+        task: str,
+        num_features: int,
+        num_classes: int | None = None,
+        num_targets: int | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int = 1024,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        standardize: bool = True,
+        in_memory: bool = True,
+        num_workers: int = 0,
+        seed: int = 0,
+        params: dict | None = None,
+    ):
         super().__init__()
         self.load = lookup(SOURCES, "data.source", source)
         lookup({CLASSIFICATION: 1, REGRESSION: 1}, "data.task", task)
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"data.{name}", value, "an integer >= 1")
-        if not (0 < val_fraction < 1 and 0 <= test_fraction < 1
-                and val_fraction + test_fraction < 1):
-            raise ConfigError("data.val_fraction + data.test_fraction",
-                              (val_fraction, test_fraction), "fractions in (0, 1) summing below 1")
+        if not (
+            0 < val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1
+        ):
+            raise ConfigError(
+                "data.val_fraction + data.test_fraction",
+                (val_fraction, test_fraction),
+                "fractions in (0, 1) summing below 1",
+            )
         self.task, self.num_features = task, num_features
         self.num_classes, self.num_targets = num_classes, num_targets
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -58,16 +75,23 @@ class ArrayDataModule(L.LightningDataModule):
 
     def _check_shapes(self, a: Arrays) -> None:
         if a.x.shape[1] != self.num_features:
-            raise ConfigError("data.num_features", self.num_features,
-                              f"{a.x.shape[1]} (the features of data.source)")
+            raise ConfigError(
+                "data.num_features",
+                self.num_features,
+                f"{a.x.shape[1]} (the features of data.source)",
+            )
         if self.task == CLASSIFICATION:
             found = int(a.y.max()) + 1
             if found != self.num_classes:
-                raise ConfigError("data.num_classes", self.num_classes,
-                                  f"{found} (the classes of data.source)")
+                raise ConfigError(
+                    "data.num_classes", self.num_classes, f"{found} (the classes of data.source)"
+                )
         elif (a.y.shape[1] if a.y.ndim > 1 else 1) != self.num_targets:
-            raise ConfigError("data.num_targets", self.num_targets,
-                              f"{a.y.shape[1] if a.y.ndim > 1 else 1} (the targets of data.source)")
+            raise ConfigError(
+                "data.num_targets",
+                self.num_targets,
+                f"{a.y.shape[1] if a.y.ndim > 1 else 1} (the targets of data.source)",
+            )
 
     def _split(self, a: Arrays) -> dict[str, Split]:
         x = torch.as_tensor(a.x, dtype=torch.float32)
@@ -76,12 +100,18 @@ class ArrayDataModule(L.LightningDataModule):
         strata = y if self.task == CLASSIFICATION else None
         if a.x_test is not None:
             train, val = _fractions_split(len(x), [self.val_fraction], strata, gen)
-            test_split = (torch.as_tensor(a.x_test, dtype=torch.float32),
-                          _targets(a.y_test, self.task))
+            test_split = (
+                torch.as_tensor(a.x_test, dtype=torch.float32),
+                _targets(a.y_test, self.task),
+            )
             return {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": test_split}
         train, val, test = _fractions_split(
-            len(x), [self.val_fraction, self.test_fraction], strata, gen)
-        return {name: (x[i], y[i]) for name, i in zip(("train", "val", "test"), (train, val, test))}
+            len(x), [self.val_fraction, self.test_fraction], strata, gen
+        )
+        return {
+            name: (x[i], y[i])
+            for name, i in zip(("train", "val", "test"), (train, val, test), strict=True)
+        }
 
     @property
     def train_targets(self) -> Tensor:
@@ -106,14 +136,20 @@ class ArrayDataModule(L.LightningDataModule):
         tensors = self.splits[split]
         batch_size = self.batch_size if train else self.eval_batch_size
         if not self.in_memory:
-            return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=train,
-                              num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                              generator=torch.Generator().manual_seed(self.seed))
+            return DataLoader(
+                TensorDataset(*tensors),
+                batch_size=batch_size,
+                shuffle=train,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+                generator=torch.Generator().manual_seed(self.seed),
+            )
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         device = trainer.strategy.root_device if trainer else "cpu"
-        sampler = EpochSampler(len(tensors[0]), shuffle=train, seed=self.seed, rank=rank,
-                               world_size=world, pad=train)
+        sampler = EpochSampler(
+            len(tensors[0]), shuffle=train, seed=self.seed, rank=rank, world_size=world, pad=train
+        )
         return InMemoryLoader(tensors, batch_size, sampler, device=device)
 
 
@@ -124,11 +160,15 @@ def _targets(y: np.ndarray, task: str) -> Tensor:
     return y.unsqueeze(-1) if y.ndim == 1 else y  # regression targets are (N, T)
 
 
-def _fractions_split(n: int, fractions: list[float], strata: Tensor | None,
-                     gen: torch.Generator) -> list[Tensor]:
+def _fractions_split(
+    n: int, fractions: list[float], strata: Tensor | None, gen: torch.Generator
+) -> list[Tensor]:
     """Seeded index split [rest, f1, f2, ...]; per class when `strata` is given."""
-    groups = [torch.arange(n)] if strata is None else [
-        torch.nonzero(strata == c).flatten() for c in torch.unique(strata)]
+    groups = (
+        [torch.arange(n)]
+        if strata is None
+        else [torch.nonzero(strata == c).flatten() for c in torch.unique(strata)]
+    )
     parts: list[list[Tensor]] = [[] for _ in range(len(fractions) + 1)]
     for group in groups:
         group = group[torch.randperm(len(group), generator=gen)]
@@ -143,11 +183,13 @@ def _fractions_split(n: int, fractions: list[float], strata: Tensor | None,
 
 def _standardize(splits: dict[str, Split], targets: bool) -> dict[str, Split]:
     """(v - mean_train) / std_train; constant columns keep std 1 (no division by 0)."""
+
     def stats(t: Tensor) -> tuple[Tensor, Tensor]:
         std = t.std(dim=0, unbiased=False)
         return t.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std))
 
     (mx, sx) = stats(splits["train"][0])
     (my, sy) = stats(splits["train"][1]) if targets else (0.0, 1.0)
-    return {name: ((x - mx) / sx, (y - my) / sy if targets else y)
-            for name, (x, y) in splits.items()}
+    return {
+        name: ((x - mx) / sx, (y - my) / sy if targets else y) for name, (x, y) in splits.items()
+    }

@@ -39,27 +39,45 @@ def moons(seed: int, n_samples: int = 1000, noise: float = 0.2, **_) -> Arrays:
     return Arrays(*make_moons(n_samples=n_samples, noise=noise, random_state=seed))
 
 
-def circles(seed: int, n_samples: int = 1000, noise: float = 0.1, factor: float = 0.5,
-            **_) -> Arrays:
+def circles(
+    seed: int, n_samples: int = 1000, noise: float = 0.1, factor: float = 0.5, **_
+) -> Arrays:
     from sklearn.datasets import make_circles
 
     return Arrays(*make_circles(n_samples, noise=noise, factor=factor, random_state=seed))
 
 
-def imbalanced(seed: int, n_samples: int = 3000, n_features: int = 20,
-               weights: tuple[float, ...] = (0.85, 0.1, 0.05), **_) -> Arrays:
+def imbalanced(
+    seed: int,
+    n_samples: int = 3000,
+    n_features: int = 20,
+    weights: tuple[float, ...] = (0.85, 0.1, 0.05),
+    **_,
+) -> Arrays:
     """Three classes in proportions `weights` (the minority classes are rare)."""
     from sklearn.datasets import make_classification
 
-    x, y = make_classification(n_samples, n_features, n_informative=6, n_redundant=2,
-                               n_classes=len(weights), weights=list(weights),
-                               random_state=seed)
+    x, y = make_classification(
+        n_samples,
+        n_features,
+        n_informative=6,
+        n_redundant=2,
+        n_classes=len(weights),
+        weights=list(weights),
+        random_state=seed,
+    )
     return Arrays(x, y)
 
 
-def regression_outliers(seed: int, n_samples: int = 1000, n_test: int = 300,
-                        n_features: int = 10, outlier_fraction: float = 0.1,
-                        outlier_scale: float = 20.0, **_) -> Arrays:
+def regression_outliers(
+    seed: int,
+    n_samples: int = 1000,
+    n_test: int = 300,
+    n_features: int = 10,
+    outlier_fraction: float = 0.1,
+    outlier_scale: float = 20.0,
+    **_,
+) -> Arrays:
     """Linear-plus-noise targets; a fraction of the *training* targets is corrupted.
 
     The test points stay clean, so test error measures how much each loss lets
@@ -92,8 +110,9 @@ def gate(seed: int, gate: str = "xor", per_corner: int = 50, jitter: float = 0.1
     return Arrays(x, np.repeat(labels, per_corner))
 
 
-def idx(seed: int, name: str = "mnist", data_dir: str = "data", download: bool = True,
-        **_) -> Arrays:
+def idx(
+    seed: int, name: str = "mnist", data_dir: str = "data", download: bool = True, **_
+) -> Arrays:
     from neuralab.data.idx import load_idx_dataset
 
     return Arrays(*load_idx_dataset(name, Path(data_dir), download))
