@@ -1,0 +1,1 @@
+"""Lightning callbacks: TensorBoard diagnostics of what happens inside training."""

@@ -1,0 +1,1 @@
+"""Around multiruns: results tables and sweep-level checks (Hydra callbacks)."""
