@@ -93,6 +93,21 @@ def regression_outliers(
     return Arrays(x[:n_samples], y_train, x[n_samples:], y[n_samples:])
 
 
+def synthetic(seed: int, n_samples: int = 60000, n_features: int = 784, n_classes: int = 10,
+              n_test: int = 10000, **_) -> Arrays:
+    """MNIST-sized random data with learnable labels (a random linear teacher).
+
+    For benchmarks: the shapes of MNIST without a download; x ~ N(0, 1),
+    y = argmax(x @ W + noise) with W ~ N(0, 1), so a net can fit it.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_samples + n_test, n_features), dtype=np.float32)
+    teacher = rng.standard_normal((n_features, n_classes), dtype=np.float32)
+    logits = x @ teacher + rng.standard_normal((len(x), n_classes), dtype=np.float32)
+    y = logits.argmax(axis=1)
+    return Arrays(x[:n_samples], y[:n_samples], x[n_samples:], y[n_samples:])
+
+
 _GATES = {"xor": np.logical_xor, "and": np.logical_and, "or": np.logical_or}
 
 
@@ -125,5 +140,6 @@ SOURCES: dict[str, Callable[..., Arrays]] = {
     "imbalanced": imbalanced,
     "regression_outliers": regression_outliers,
     "gate": gate,
+    "synthetic": synthetic,
     "idx": idx,
 }

@@ -1,0 +1,67 @@
+"""Wall-clock facts of a run: start-up, time to the first step, training throughput.
+
+Writes `<run dir>/timing.json` at the end of fit (rank 0). Everything is host
+time taken in hooks that run anyway; nothing touches the device, so the cost is
+a few microseconds per step. Process start comes from the OS (Linux /proc), so
+"start-up" covers interpreter start, imports, config composition and data
+setup, as a user experiences it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+
+def process_start_time() -> float | None:
+    """Unix time this process started (Linux), or None elsewhere."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
+        ticks = int(fields[19])  # field 22 of stat: start time in clock ticks after boot
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+class RunTimer(Callback):
+    def __init__(self, filename: str = "timing.json"):
+        self.filename = filename
+        self.first_step: float | None = None
+        self.fit_start = self.train_end = 0.0
+        self.samples = self.steps = 0
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fit_start, self.first_step, self.samples, self.steps = time.time(), None, 0, 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self.first_step is None:
+            self.first_step = time.time()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.samples += len(batch[0])  # host-side shape: no device sync
+        self.steps += 1
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.train_end = time.time()
+        if not trainer.is_global_zero or not trainer.log_dir:
+            return
+        started = process_start_time()
+        train_s = self.train_end - (self.first_step or self.train_end)
+        report = {
+            "process_start": started,
+            "first_step": self.first_step,
+            "startup_s": None if started is None else (self.first_step or 0) - started,
+            "train_s": train_s,  # first step -> end of training (validation included)
+            "train_samples": self.samples * trainer.world_size,
+            "train_steps": self.steps,
+            "samples_per_s": self.samples * trainer.world_size / train_s if train_s else None,
+        }
+        path = Path(trainer.log_dir) / self.filename
+        path.write_text(json.dumps(report, indent=2))
