@@ -39,13 +39,24 @@ from hydra.utils import instantiate
 from neuralab.compose import build_datamodule, build_net
 from neuralab.utils.config import config_dir, register_resolvers
 
-WORKLOADS = {  # name -> overrides: the default MLP on digits, and an MNIST-sized MLP
-    "digits_mlp": ["data=digits"],
-    "mnist_sized_mlp": ["data=synthetic", "model.hidden_sizes=[256,128]"],
+# name -> (overrides, epochs): the default MLP on digits (the default config's 20
+# epochs), and an MNIST-sized MLP (784-256-128-10 on 60,000 samples).
+WORKLOADS = {
+    "digits_mlp": (["data=digits"], 20),
+    "mnist_sized_mlp": (["data=synthetic", "model.hidden_sizes=[256,128]"], 3),
 }
-TINY = {"digits_mlp": ["data=digits"], "mnist_sized_mlp": [
-    "data=synthetic", "model.hidden_sizes=[256,128]", "data.params.n_samples=2000",
-    "data.params.n_test=200"]}
+TINY = {
+    "digits_mlp": (["data=digits"], 1),
+    "mnist_sized_mlp": (
+        [
+            "data=synthetic",
+            "model.hidden_sizes=[256,128]",
+            "data.params.n_samples=2000",
+            "data.params.n_test=200",
+        ],
+        1,
+    ),
+}
 TRAIN = Path(sys.executable).parent / "neuralab-train"
 
 
@@ -77,10 +88,28 @@ def plain_loop(overrides: list[str], epochs: int) -> dict:
     return {"train_s": train_s, "samples": n * epochs, "samples_per_s": n * epochs / train_s}
 
 
+def run_plain(overrides: list[str], epochs: int) -> dict:
+    """plain_loop in a fresh process: as cold as neuralab-train's process is."""
+    args = [
+        sys.executable,
+        __file__,
+        "--plain-once",
+        f"--epochs={epochs}",
+        *[f"--override={o}" for o in overrides],
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run_neuralab(overrides: list[str], epochs: int, out_dir: Path) -> dict:
     """`neuralab-train` in a fresh process; throughput from its timing.json."""
-    args = [str(TRAIN), *overrides, f"trainer.max_epochs={epochs}",
-            "callbacks.early_stopping=null", f"hydra.run.dir={out_dir}"]
+    args = [
+        str(TRAIN),
+        *overrides,
+        f"trainer.max_epochs={epochs}",
+        "callbacks.early_stopping=null",
+        f"hydra.run.dir={out_dir}",
+    ]
     start = time.time()
     proc = subprocess.run(args, capture_output=True, text=True)
     wall = time.time() - start
@@ -90,21 +119,26 @@ def run_neuralab(overrides: list[str], epochs: int, out_dir: Path) -> dict:
     return {**timing, "wall_s": wall, "startup_s_measured": timing["first_step"] - start}
 
 
-def compare_workload(name: str, overrides: list[str], epochs: int, repeats: int,
-                     tmp: Path) -> dict:
+def compare_workload(name: str, overrides: list[str], epochs: int, repeats: int, tmp: Path) -> dict:
     plain, ours = [], []
     for r in range(repeats):  # alternate, so drifts in machine load hit both alike
-        plain.append(plain_loop(overrides, epochs))
+        plain.append(run_plain(overrides, epochs))
         ours.append(run_neuralab(overrides, epochs, tmp / f"{name}_{r}"))
-        print(f"  {name} repeat {r}: plain {plain[-1]['samples_per_s']:,.0f}/s, "
-              f"neuralab {ours[-1]['samples_per_s']:,.0f}/s", flush=True)
+        print(
+            f"  {name} repeat {r}: plain {plain[-1]['samples_per_s']:,.0f}/s, "
+            f"neuralab {ours[-1]['samples_per_s']:,.0f}/s",
+            flush=True,
+        )
     ratios = [o["samples_per_s"] / p["samples_per_s"] for p, o in zip(plain, ours, strict=True)]
     med = statistics.median
     return {
-        "overrides": overrides, "epochs": epochs, "repeats": repeats,
+        "overrides": overrides,
+        "epochs": epochs,
+        "repeats": repeats,
         "plain_samples_per_s": med(p["samples_per_s"] for p in plain),
         "neuralab_samples_per_s": med(o["samples_per_s"] for o in ours),
-        "ratio_median": med(ratios), "ratios": ratios,
+        "ratio_median": med(ratios),
+        "ratios": ratios,
         "neuralab_wall_s": med(o["wall_s"] for o in ours),
         "neuralab_startup_s": med(o["startup_s_measured"] for o in ours),
         "runs": {"plain": plain, "neuralab": ours},
@@ -113,24 +147,36 @@ def compare_workload(name: str, overrides: list[str], epochs: int, repeats: int,
 
 def compare_multirun(jobs: int, epochs: int, tmp: Path, extra: list[str]) -> dict:
     seeds = ",".join(str(s) for s in range(1, jobs + 1))
-    args = [str(TRAIN), "-m", f"seed={seeds}", f"trainer.max_epochs={epochs}",
-            "callbacks.early_stopping=null", f"hydra.sweep.dir={tmp / 'multirun'}", *extra]
+    args = [
+        str(TRAIN),
+        "-m",
+        f"seed={seeds}",
+        f"trainer.max_epochs={epochs}",
+        "callbacks.early_stopping=null",
+        f"hydra.sweep.dir={tmp / 'multirun'}",
+        *extra,
+    ]
     start = time.time()
     proc = subprocess.run(args, capture_output=True, text=True)
     multirun_s = time.time() - start
     if proc.returncode != 0:
         raise RuntimeError(f"multirun failed:\n{proc.stderr[-3000:]}")
-    in_process = sum(plain_loop([f"seed={s}", *extra], epochs)["train_s"]
-                     for s in range(1, jobs + 1))
+    in_process = sum(
+        plain_loop([f"seed={s}", *extra], epochs)["train_s"] for s in range(1, jobs + 1)
+    )
     start = time.time()
     for s in range(1, jobs + 1):  # one process per config, as a script-per-run user would
-        subprocess.run([sys.executable, __file__, "--plain-once", f"seed={s}",
-                        f"--epochs={epochs}", *[f"--override={o}" for o in extra]], check=True)
+        run_plain([f"seed={s}", *extra], epochs)
     per_process = time.time() - start
-    return {"jobs": jobs, "epochs": epochs, "multirun_s": multirun_s,
-            "plain_in_process_s": in_process, "plain_per_process_s": per_process,
-            "ratio_vs_in_process": multirun_s / in_process,
-            "ratio_vs_per_process": multirun_s / per_process}
+    return {
+        "jobs": jobs,
+        "epochs": epochs,
+        "multirun_s": multirun_s,
+        "plain_in_process_s": in_process,
+        "plain_per_process_s": per_process,
+        "ratio_vs_in_process": multirun_s / in_process,
+        "ratio_vs_per_process": multirun_s / per_process,
+    }
 
 
 def markdown(report: dict) -> str:
@@ -139,22 +185,28 @@ def markdown(report: dict) -> str:
     lines = [
         f"Measured by `{report['command']}` on {env['cpus']} CPU cores, torch {env['torch']}, "
         f"lightning {env['lightning']} ({report['date']}; medians of {report['repeats']} "
-        "alternating repeats).", "",
+        "alternating repeats).",
+        "",
         "| workload | epochs | plain loop samples/s | neuralab-train samples/s | ratio "
         "| neuralab-train wall s (process start to exit) | start-up to first step s |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, w in report["workloads"].items():
-        lines.append(f"| {name} | {w['epochs']} | {w['plain_samples_per_s']:,.0f} | "
-                     f"{w['neuralab_samples_per_s']:,.0f} | {w['ratio_median']:.2f} | "
-                     f"{w['neuralab_wall_s']:.1f} | {w['neuralab_startup_s']:.1f} |")
+        lines.append(
+            f"| {name} | {w['epochs']} | {w['plain_samples_per_s']:,.0f} | "
+            f"{w['neuralab_samples_per_s']:,.0f} | {w['ratio_median']:.2f} | "
+            f"{w['neuralab_wall_s']:.1f} | {w['neuralab_startup_s']:.1f} |"
+        )
     m = report.get("multirun")
     if m:
-        lines += ["", f"A {m['jobs']}-job multirun of the default config ({m['epochs']} epochs "
-                  f"each) took {m['multirun_s']:.1f} s: {m['ratio_vs_in_process']:.2f}x the "
-                  f"{m['plain_in_process_s']:.1f} s of {m['jobs']} plain loops run back to back "
-                  f"in one process (compute only), {m['ratio_vs_per_process']:.2f}x the "
-                  f"{m['plain_per_process_s']:.1f} s of {m['jobs']} plain loops in a process each."]
+        lines += [
+            "",
+            f"A {m['jobs']}-job multirun of the default config ({m['epochs']} epochs "
+            f"each) took {m['multirun_s']:.1f} s: {m['ratio_vs_in_process']:.2f}x the "
+            f"{m['plain_in_process_s']:.1f} s of {m['jobs']} plain loops run back to back "
+            f"in one process (compute only), {m['ratio_vs_per_process']:.2f}x the "
+            f"{m['plain_per_process_s']:.1f} s of {m['jobs']} plain loops in a process each.",
+        ]
     return "\n".join(lines)
 
 
@@ -172,47 +224,67 @@ def environment() -> dict:
 
     import lightning
 
-    return {"cpus": os.cpu_count(), "torch": torch.__version__, "lightning": lightning.__version__,
-            "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    return {
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=0, help="override every workload's epochs")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--jobs", type=int, default=16, help="multirun size (0: skip)")
     p.add_argument("--tiny", action="store_true", help="tiny sizes: check the script runs")
     p.add_argument("--out", type=Path, default=Path("logs/benchmark/benchmark.json"))
     p.add_argument("--readme", type=Path, help="rewrite this file's benchmark section")
-    p.add_argument("--plain-once", metavar="OVERRIDE", help=argparse.SUPPRESS)
+    p.add_argument("--from-json", type=Path, help="measure nothing: render this saved report")
+    p.add_argument("--plain-once", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--override", action="append", default=[], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.epochs < 1 or args.repeats < 1 or args.jobs < 0:
-        p.error("--epochs and --repeats must be >= 1, --jobs >= 0")
+    if args.epochs < 0 or args.repeats < 1 or args.jobs < 0:
+        p.error("--epochs must be >= 0 (0: each workload's own), --repeats >= 1, --jobs >= 0")
     return args
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     args = parse_args(argv)
-    if args.plain_once:  # child of compare_multirun: one plain loop, then exit
-        plain_loop([args.plain_once, *args.override], args.epochs)
+    if args.plain_once:  # child process of run_plain: one plain loop, result on stdout
+        print(json.dumps(plain_loop(args.override, args.epochs)))
         return None
+    if args.from_json:  # README from a saved report: the figures stay those measured
+        report = json.loads(args.from_json.read_text())
+        print(markdown(report))
+        if args.readme:
+            replace_section(args.readme, markdown(report))
+        return report
     workloads = TINY if args.tiny else WORKLOADS
-    report = {"command": "python scripts/benchmark.py " + " ".join(sys.argv[1:] if argv is None
-                                                                   else argv),
-              "date": time.strftime("%Y-%m-%d"), "repeats": args.repeats,
-              "environment": environment(), "workloads": {}}
+    report = {
+        "command": "python scripts/benchmark.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": time.strftime("%Y-%m-%d"),
+        "repeats": args.repeats,
+        "environment": environment(),
+        "workloads": {},
+    }
     if torch.cuda.is_available():
         report["gpu"] = "CUDA present: run with trainer=gpu overrides to benchmark it (TODO)"
     else:
         report["gpu"] = "skipped: no CUDA device on this machine"
     with tempfile.TemporaryDirectory() as tmp:
-        for name, overrides in workloads.items():
-            report["workloads"][name] = compare_workload(name, overrides, args.epochs,
-                                                         args.repeats, Path(tmp))
+        for name, (overrides, epochs) in workloads.items():
+            epochs = args.epochs or epochs
+            report["workloads"][name] = compare_workload(
+                name, overrides, epochs, args.repeats, Path(tmp)
+            )
         if args.jobs:
-            extra = TINY["digits_mlp"] if args.tiny else []
-            report["multirun"] = compare_multirun(args.jobs, args.epochs, Path(tmp), extra)
+            overrides, epochs = workloads["digits_mlp"]
+            report["multirun"] = compare_multirun(
+                args.jobs, args.epochs or epochs, Path(tmp), overrides
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(markdown(report))

@@ -9,12 +9,14 @@ run dir exists), with its own message listing the options there are.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import torch
 
 # Imported at collection on purpose: lightning's import-time StreamHandler then holds
 # pytest's session stream, not the capsys stream of whichever test imported it first,
@@ -35,6 +37,8 @@ class Case:
     expect: list[str]  # substrings of the message: the setting and the allowed values
     hydra: bool = False  # refused by Hydra's config composition, not by neuralab
     setup: Callable[[Path, bytes], None] | None = field(default=None, repr=False)
+    run_dir_files: set[str] | None = None  # what the refused run's dir may hold, if not the usual
+    needs_non_root: bool = False  # root reads a chmod 000 dir anyway
 
 
 def _text_file(tmp: Path, _: bytes) -> None:
@@ -51,6 +55,49 @@ def _empty_run_dir(tmp: Path, _: bytes) -> None:
 
 def _empty_data_dir(tmp: Path, _: bytes) -> None:
     (tmp / "no_data").mkdir()
+
+
+def _corrupt(tmp: Path, checkpoint: bytes) -> None:
+    """A whole file with 64 bytes flipped inside a tensor (torch.load alone would accept it)."""
+    mid = len(checkpoint) // 2
+    flipped = bytes(b ^ 0xFF for b in checkpoint[mid : mid + 64])
+    (tmp / "flipped.ckpt").write_bytes(checkpoint[:mid] + flipped + checkpoint[mid + 64 :])
+
+
+def _real(tmp: Path, checkpoint: bytes) -> None:
+    (tmp / "real.ckpt").write_bytes(checkpoint)
+
+
+def _other_net_config(tmp: Path, checkpoint: bytes) -> None:
+    """Weights of the default net under a saved config that says hidden_sizes=[32]."""
+    _real(tmp, checkpoint)
+    loaded = torch.load(tmp / "real.ckpt", weights_only=True)
+    loaded["hyper_parameters"]["config"]["model"]["hidden_sizes"] = [32]
+    torch.save(loaded, tmp / "tampered.ckpt")
+
+
+def _old_run(tmp: Path, checkpoint: bytes) -> None:
+    """A run dir (as resume=true would pick) whose last.ckpt is the given bytes."""
+    (tmp / "logs/train/runs/old/checkpoints").mkdir(parents=True)
+    (tmp / "logs/train/runs/old/checkpoints/last.ckpt").write_bytes(checkpoint)
+
+
+def _old_run_cut(tmp: Path, checkpoint: bytes) -> None:
+    _old_run(tmp, checkpoint[: len(checkpoint) // 2])
+
+
+def _file_as_data_dir(tmp: Path, _: bytes) -> None:
+    (tmp / "a_file").write_text("not a directory\n")
+
+
+def _unreadable_data_dir(tmp: Path, _: bytes) -> None:
+    (tmp / "locked").mkdir()
+    (tmp / "locked").chmod(0)
+
+
+NEEDS_CHECKPOINT = (_truncated, _corrupt, _real, _other_net_config, _old_run, _old_run_cut)
+OLD_RUN = "hydra.run.dir={tmp}/logs/train/runs/old"
+OLD_RUN_FILES = {".hydra", "train.log", "checkpoints"}
 
 
 CASES = [
@@ -151,6 +198,133 @@ CASES = [
         ["trainer.gradient_clip_algorithm=nosuch"],
         ["trainer.gradient_clip_algorithm='nosuch'", "one of: norm, value"],
     ),
+    # --- runs that survive: resume, checkpoints, monitors, data dirs (README) ---
+    Case(
+        "unknown-key",
+        "train",
+        ["model.nosuch=1"],
+        ["Could not override 'model.nosuch'", "Key 'nosuch' is not in struct"],
+        hydra=True,
+    ),
+    Case(
+        "experiment=nosuch",
+        "train",
+        ["experiment=nosuch"],
+        ["Could not find 'experiment/nosuch'", "Available options", "xor_mlp"],
+        hydra=True,
+    ),
+    Case(
+        "scheduler-monitor-never-logged",
+        "train",
+        ["scheduler=plateau", "scheduler.monitor=val/nosuch"],
+        ["scheduler.monitor='val/nosuch'", "a metric logged for classification", "val/acc_best"],
+    ),
+    Case(
+        "monitor-never-logged",
+        "train",
+        ["data=diabetes", "monitor.metric=val/acc"],
+        ["monitor.metric='val/acc'", "a metric logged for regression", "val/mae, val/mae_best"],
+    ),
+    Case(
+        "data-dir-is-a-file",
+        "train",
+        ["data=mnist", "data.params.data_dir={tmp}/a_file"],
+        ["data.params.data_dir=", "a_file", "a directory (this is a file)"],
+        setup=_file_as_data_dir,
+    ),
+    Case(
+        "data-dir-unreadable",
+        "train",
+        ["data=mnist", "data.params.data_dir={tmp}/locked"],
+        ["data.params.data_dir=", "locked", "a directory this user can read"],
+        setup=_unreadable_data_dir,
+        needs_non_root=True,
+    ),
+    Case(
+        "train-text-ckpt",
+        "train",
+        ["ckpt_path={tmp}/notes.ckpt"],
+        ["ckpt_path=", "notes.ckpt", "a checkpoint written by neuralab-train"],
+        setup=_text_file,
+    ),
+    Case(
+        "train-truncated-ckpt",
+        "train",
+        ["ckpt_path={tmp}/cut.ckpt"],
+        ["ckpt_path=", "cut.ckpt", "a checkpoint written by neuralab-train", "loading failed"],
+        setup=_truncated,
+    ),
+    Case(
+        "train-corrupt-ckpt",
+        "train",
+        ["ckpt_path={tmp}/flipped.ckpt"],
+        ["ckpt_path=", "flipped.ckpt", "corrupt: checksum mismatch"],
+        setup=_corrupt,
+    ),
+    Case(
+        "train-ckpt-of-another-net",
+        "train",
+        ["ckpt_path={tmp}/real.ckpt", "model.hidden_sizes=[32]"],
+        [
+            "ckpt_path=",
+            "real.ckpt",
+            "a checkpoint of the configured model",
+            "model.hidden_sizes=[128, 64] in the checkpoint, [32] here",
+        ],
+        setup=_real,
+    ),
+    Case(
+        "resume-ckpt-of-another-net",
+        "train",
+        [OLD_RUN, "resume=true", "model.hidden_sizes=[32]"],
+        ["resume=", "last.ckpt", "a checkpoint of the configured model", "[32] here"],
+        setup=_old_run,
+        run_dir_files=OLD_RUN_FILES,
+    ),
+    Case(
+        "resume-other-training-config",
+        "train",
+        [OLD_RUN, "resume=true", "optimizer.lr=0.5"],
+        ["resume=", "a checkpoint trained with this config", "optimizer.lr=0.001 in the"],
+        setup=_old_run,
+        run_dir_files=OLD_RUN_FILES,
+    ),
+    Case(
+        "resume-truncated-last-ckpt",
+        "train",
+        [OLD_RUN, "resume=true"],
+        ["resume=", "last.ckpt", "a checkpoint written by neuralab-train"],
+        setup=_old_run_cut,
+        run_dir_files=OLD_RUN_FILES,
+    ),
+    Case(
+        "resume-and-ckpt_path",
+        "train",
+        ["resume=true", "ckpt_path={tmp}/real.ckpt"],
+        ["resume=True ", "resume=true without ckpt_path", "without resume"],
+        setup=_real,
+    ),
+    Case("resume=maybe", "train", ["resume=maybe"], ["resume='maybe' ", "true or false"]),
+    Case(
+        "divergence-check-every-0",
+        "train",
+        ["divergence.check_every_n_steps=0"],
+        ["divergence.check_every_n_steps=0 ", "an integer >= 1"],
+    ),
+    Case(
+        "eval-corrupt-ckpt",
+        "eval",
+        ["ckpt_path={tmp}/flipped.ckpt"],
+        ["ckpt_path=", "flipped.ckpt", "corrupt: checksum mismatch"],
+        setup=_corrupt,
+    ),
+    Case(
+        "eval-ckpt-weights-of-another-net",
+        "eval",
+        ["ckpt_path={tmp}/tampered.ckpt"],
+        ["ckpt_path=", "weights matching the saved model config"],
+        setup=_other_net_config,
+    ),
     Case(
         "eval-no-such-ckpt",
         "eval",
@@ -215,10 +389,21 @@ def _snapshot(root: Path) -> set[Path]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_refused_before_training(case: Case, run_cli, tmp_path, request):
+def test_bad_input_is_refused_before_training(case: Case, run_cli, tmp_path, request,
+                                              monkeypatch):
+    if case.needs_non_root and os.geteuid() == 0:
+        # Root reads a chmod 000 dir anyway, so the OS cannot refuse it here: have the
+        # permission query answer as it would for an ordinary user.
+        import neuralab.checks
+
+        real_access = os.access
+        monkeypatch.setattr(neuralab.checks.os, "access", lambda path, mode: (
+            False if Path(path).name == "locked" else real_access(path, mode)))
     if case.setup is not None:
-        data = request.getfixturevalue("checkpoint") if case.setup is _truncated else b""
+        data = request.getfixturevalue("checkpoint") if case.setup in NEEDS_CHECKPOINT else b""
         case.setup(tmp_path, data)
+        if case.needs_non_root:
+            request.addfinalizer(lambda: (tmp_path / "locked").chmod(0o755))
     before = _snapshot(tmp_path)
 
     overrides = [o.format(tmp=tmp_path) for o in case.overrides]
@@ -248,7 +433,8 @@ def test_bad_input_is_refused_before_training(case: Case, run_cli, tmp_path, req
     else:
         assert len(run_dirs) == 1, sorted(new)
         (run_dir,) = run_dirs
-        assert {p.name for p in run_dir.iterdir()} == RUN_DIR_FILES[case.task]
+        expected_files = case.run_dir_files or RUN_DIR_FILES[case.task]
+        assert {p.name for p in run_dir.iterdir()} == expected_files
         inside = {run_dir.relative_to(tmp_path), *run_dir.relative_to(tmp_path).parents}
         assert all(p in inside or run_dir.relative_to(tmp_path) in p.parents for p in new), sorted(
             new

@@ -87,7 +87,7 @@ def test_multirun_two_jobs(run_cli):
     sweeps = list((run.root / "logs" / "train" / "multiruns").iterdir())
     assert len(sweeps) == 1, sweeps
     jobs = run.run_dirs()
-    assert [j.name for j in jobs] == ["0", "1"]
+    assert [j.name.partition("_")[0] for j in jobs] == ["0", "1"]  # <num>_<overrides>
     assert all(j.parent == sweeps[0] for j in jobs)
     optimizers = []
     for job in jobs:

@@ -19,6 +19,7 @@ from neuralab.checks import check_optimizer
 from neuralab.data import ArrayDataModule
 from neuralab.init import apply_init
 from neuralab.losses import build_loss
+from neuralab.utils.checkpoint_io import AtomicCheckpointIO
 
 
 def build_datamodule(cfg: DictConfig) -> ArrayDataModule:
@@ -88,4 +89,11 @@ def _instantiate_group(group: DictConfig | None) -> list:
 def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     callbacks = _instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or [])
     loggers = _instantiate_group(cfg.get("logger"))
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
+    # Checkpoints are written atomically and loaded with weights_only (utils/checkpoint_io.py).
+    return instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        _convert_="all",
+    )

@@ -31,7 +31,8 @@ def best_tag(metric: str) -> str:
 
 
 def better(metric: str, a: Tensor, b: Tensor) -> Tensor:
-    return torch.maximum(a, b) if metric in HIGHER_IS_BETTER else torch.minimum(a, b)
+    # fmax/fmin: a NaN epoch (a diverging run) never replaces a real best.
+    return torch.fmax(a, b) if metric in HIGHER_IS_BETTER else torch.fmin(a, b)
 
 
 class EpochMetrics:

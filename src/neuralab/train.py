@@ -3,25 +3,41 @@
 neuralab-train                                   # MLP on digits
 neuralab-train model=perceptron data=xor
 neuralab-train -m model=mlp,mlp_dropout optimizer=sgd,adam
+neuralab-train -m model=mlp,mlp_dropout optimizer=sgd,adam resume=true   # after a stop
+
+How a run ends (statuses, exit codes) is utils/job.py; which dir and checkpoint a
+resumed run continues is utils/run_dirs.py and utils/resume.py.
 """
 
 from __future__ import annotations
 
+import math
+import signal
 import time
+import warnings
 from pathlib import Path
 
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, open_dict
 
-from neuralab.checks import check_trainer
+from neuralab.callbacks.divergence import Diverged, DivergenceGuard
+from neuralab.callbacks.resume import ExactResume, logged_in
+from neuralab.callbacks.signals import GracefulStop, RunInterrupted, StopRequest
+from neuralab.checks import check_data_dir, check_monitors, check_run_settings, check_trainer
 from neuralab.compose import build_datamodule, build_module, build_trainer
 from neuralab.modules.base import EPOCHS_TAG
-from neuralab.utils.cli import log, report_config_errors, write_json
+from neuralab.utils.checkpoint import check_same_training, check_weights_fit
+from neuralab.utils.cli import log, write_json
 from neuralab.utils.config import config_dir, register_resolvers, to_plain
 from neuralab.utils.hparams import flat_hparams, objective_name, summary_metrics, write_hparams
+from neuralab.utils.job import run_job
+from neuralab.utils.resume import StartPlan, forget_outcome, last_checkpoint, plan_start
+from neuralab.utils.run_dirs import OK, RESULTS
+from neuralab.utils.run_info import record_session, run_info
 
 register_resolvers()
 
@@ -30,47 +46,149 @@ def train(cfg: DictConfig) -> float | None:
     """One training run; returns the best value of the monitored metric (for sweepers)."""
     started = time.time()
     hydra_cfg = HydraConfig.get()
-    check_trainer(cfg, multirun=hydra_cfg.mode == RunMode.MULTIRUN)
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    _check_settings(cfg, multirun=hydra_cfg.mode == RunMode.MULTIRUN)
+    plan = plan_start(cfg, output_dir)
+    if plan.finished is not None:
+        log.info("%s already ended (%s): nothing to resume", output_dir, plan.finished["status"])
+        return plan.finished.get("metrics", {}).get(objective_name(cfg.monitor.metric))
+
     L.seed_everything(cfg.seed, workers=True)
     choices = dict(hydra_cfg.runtime.choices)
     config = {**to_plain(cfg), "choices": choices}
-
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule, config)
-    trainer = build_trainer(cfg)
+    _check_start(plan, module, config)
+    if plan.in_place:
+        _continue_tensorboard(cfg, plan.step, output_dir)
+    stop, last = StopRequest(), last_checkpoint(output_dir)
+    guard = DivergenceGuard(cfg.divergence.check_every_n_steps, last)
+    trainer = build_trainer(cfg, extra_callbacks=[ExactResume(), guard, GracefulStop(stop, last)])
+    info = run_info(cfg.seed, trainer, _resumed_from(plan))
+    forget_outcome(output_dir)  # an earlier session's `interrupted`: this one is running
+    record_session(output_dir, info)
 
-    if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    test_metrics = {}
-    if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
-        test_metrics = results[0] if results else {}
+    with stop.installed():
+        _fit(cfg, trainer, module, datamodule, plan, stop, last)
+        fit_metrics = _logged(trainer, plan)
+        test_metrics, best = _test(cfg, trainer, module, datamodule)
 
     summary = summary_metrics(fit_metrics, test_metrics)
     hparams = flat_hparams(config, choices)
     write_hparams(trainer.loggers, hparams, summary)
-    output_dir = Path(hydra_cfg.runtime.output_dir)
-    write_json(
-        output_dir / "results.json",
-        {
-            "status": "ok",
-            "metrics": summary,
-            "hparams": hparams,
-            "overrides": list(hydra_cfg.overrides.task),
-            "epochs": int(fit_metrics.get(EPOCHS_TAG, 0)),
-            "wall_time_s": round(time.time() - started, 3),
-            "best_checkpoint": best if cfg.test else None,
-        },
-    )
+    results = {"status": OK, "metrics": summary, "hparams": hparams, "best_checkpoint": best}
+    results["epochs"] = int(fit_metrics.get(EPOCHS_TAG, 0))
+    results["overrides"] = list(hydra_cfg.overrides.task)
+    results["wall_time_s"] = round(time.time() - started, 3)
+    write_json(output_dir / RESULTS, {**results, "run_info": info})
     log.info("results: %s", summary)
     return summary.get(objective_name(cfg.monitor.metric))
 
 
+def _check_settings(cfg: DictConfig, multirun: bool) -> None:
+    """Everything that can be refused from the config alone, before any data loads."""
+    check_trainer(cfg, multirun=multirun)
+    check_run_settings(cfg)
+    check_monitors(cfg)
+    check_data_dir(cfg.data)
+
+
+def _check_start(plan: StartPlan, module: L.LightningModule, config: dict) -> None:
+    """A checkpoint to continue must fit the configured net (and, in place, the config)."""
+    if plan.in_place:  # continuing in place: of course its checkpoints/ is not empty
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* is not empty")
+    if plan.checkpoint is None:
+        if plan.in_place:
+            log.info("resume: no checkpoint in this run dir yet, starting from scratch")
+        return
+    setting = "resume" if plan.in_place else "ckpt_path"
+    check_weights_fit(module, plan.checkpoint, config, plan.checkpoint_path, setting)
+    if plan.in_place:
+        check_same_training(plan.checkpoint, config, plan.checkpoint_path, setting)
+    log.info("continuing from %s (step %d)", plan.checkpoint_path, plan.step)
+
+
+def _continue_tensorboard(cfg: DictConfig, step: int, output_dir: Path) -> None:
+    """Events the earlier session wrote at or after `step` are hidden (TensorBoard's
+    purge_step), so the run dir reads as one run with no duplicated steps."""
+    if not any(output_dir.glob("events.out.tfevents.*")):
+        return
+    for entry in (cfg.get("logger") or {}).values():
+        if entry is not None and str(entry.get("_target_", "")).endswith("TensorBoardLogger"):
+            with open_dict(entry):
+                entry.purge_step = step
+
+
+def _fit(cfg, trainer, module, datamodule, plan: StartPlan, stop: StopRequest, last: Path):
+    """trainer.fit; a signal or a divergence becomes the run's outcome (an exception)."""
+    try:
+        if cfg.train:
+            trainer.fit(
+                module, datamodule=datamodule, ckpt_path=plan.checkpoint_path, weights_only=True
+            )
+    except SIGTERMException:  # Lightning's own SIGTERM stop, at an epoch end (signals.py)
+        stopped = RunInterrupted(stop.signum or signal.SIGTERM, trainer.global_step, _if_file(last))
+        raise _attach(stopped, trainer, plan) from None
+    except (Diverged, RunInterrupted) as exc:
+        raise _attach(exc, trainer, plan) from None
+    except Exception as exc:
+        if stop.signum is None:
+            raise
+        # Fork-based DDP re-raises the ranks' RunInterrupted as a generic error.
+        stopped = RunInterrupted(stop.signum, trainer.global_step, _if_file(last))
+        raise _attach(stopped, trainer, plan) from exc
+    if stop.signum is not None:  # after the last training batch: stop before the test
+        _stop_after_fit(trainer, plan, stop.signum, last)
+
+
+def _stop_after_fit(trainer: L.Trainer, plan: StartPlan, signum: int, last: Path) -> None:
+    """Training is complete; ModelCheckpoint saved last.ckpt at the final epoch end.
+    Without it, save one here -- unless this process did not train (global_step 0: the
+    parent of fork-based DDP ranks). Resuming then only tests."""
+    checkpoints = trainer.checkpoint_callback
+    if not (checkpoints and checkpoints.save_last) and trainer.global_step > 0:
+        trainer.save_checkpoint(last, weights_only=False)
+    raise _attach(RunInterrupted(signum, trainer.global_step, _if_file(last)), trainer, plan)
+
+
+def _test(cfg, trainer, module, datamodule) -> tuple[dict, str | None]:
+    if not cfg.test:
+        return {}, None
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+    return (results[0] if results else {}), best or None
+
+
+def _logged(trainer: L.Trainer, plan: StartPlan) -> dict[str, float]:
+    """Every metric's latest value, this session's over those of the sessions before it."""
+    now = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return {**logged_in(plan.checkpoint), **now}
+
+
+def _attach(exc: Exception, trainer: L.Trainer, plan: StartPlan) -> Exception:
+    """Give the outcome the metrics logged so far: results.json keeps them (utils/job.py)."""
+    fit_metrics = _logged(trainer, plan)
+    summary = summary_metrics(fit_metrics, {})
+    exc.results = {  # NaN is not JSON: a diverged metric is null
+        "metrics": {k: v if math.isfinite(v) else None for k, v in summary.items()},
+        "epochs": int(fit_metrics.get(EPOCHS_TAG, 0)),
+    }
+    return exc
+
+
+def _if_file(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def _resumed_from(plan: StartPlan) -> dict | None:
+    if plan.checkpoint is None:
+        return None
+    return {"checkpoint": str(plan.checkpoint_path), "step": plan.step}
+
+
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    return report_config_errors(train)(cfg)
+    return run_job(train)(cfg)
 
 
 if __name__ == "__main__":

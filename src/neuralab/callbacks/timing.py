@@ -23,8 +23,11 @@ def process_start_time() -> float | None:
     try:
         fields = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
         ticks = int(fields[19])  # field 22 of stat: start time in clock ticks after boot
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
@@ -50,7 +53,8 @@ class RunTimer(Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.train_end = time.time()
-        if not trainer.is_global_zero or not trainer.log_dir:
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
+        if not trainer.is_global_zero or not log_dir:
             return
         started = process_start_time()
         train_s = self.train_end - (self.first_step or self.train_end)
@@ -63,5 +67,5 @@ class RunTimer(Callback):
             "train_steps": self.steps,
             "samples_per_s": self.samples * trainer.world_size / train_s if train_s else None,
         }
-        path = Path(trainer.log_dir) / self.filename
+        path = Path(log_dir) / self.filename
         path.write_text(json.dumps(report, indent=2))

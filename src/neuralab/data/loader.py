@@ -10,6 +10,12 @@ Under DDP each rank takes every world_size-th index of the permutation. For
 training the permutation is padded by wrapping (as DistributedSampler does) so
 every rank runs the same number of steps; evaluation shards are disjoint and
 unpadded so summed metrics count each sample once.
+
+The loader is resumable: `state_dict()` is the epoch and the batches already
+yielded in it, and after `load_state_dict()` the next pass over that epoch skips
+them, so a run resumed mid-epoch trains on exactly the batches it had left.
+Lightning saves and restores this state in the fit loop's checkpoint state (its
+length is known, so Lightning does not prefetch: yielded == trained at a batch end).
 """
 
 from __future__ import annotations
@@ -71,12 +77,37 @@ class InMemoryLoader:
         self.batch_size = batch_size
         # Lightning looks up these two attributes to call set_epoch / detect shuffling.
         self.sampler, self.batch_sampler = sampler, None
+        self._yielded = 0  # batches yielded by the current pass: the resume position
+        self._resume: dict[str, int] | None = None  # set by load_state_dict
 
     def __len__(self) -> int:
         return math.ceil(len(self.sampler) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        # A generator: this body runs at the first next(), after Lightning's set_epoch.
+        skip = self._take_resume_position()
         idx = self.sampler.indices().to(self.tensors[0].device)  # one copy per epoch
-        for start in range(0, len(idx), self.batch_size):
+        self._yielded = skip
+        for start in range(skip * self.batch_size, len(idx), self.batch_size):
             batch_idx = idx[start : start + self.batch_size]
+            self._yielded += 1
             yield tuple(t[batch_idx] for t in self.tensors)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches": self._yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume `state["epoch"]` after its first `state["batches"]` batches.
+
+        Idempotent: loading the same state twice (Lightning, then neuralab's resume
+        callback) skips the batches once.
+        """
+        self._resume = {"epoch": int(state["epoch"]), "batches": int(state["batches"])}
+        self.sampler.set_epoch(self._resume["epoch"])
+
+    def _take_resume_position(self) -> int:
+        """Batches to skip in this pass: only in the epoch the state was saved in."""
+        resume, self._resume = self._resume, None
+        if resume is None or resume["epoch"] != self.sampler.epoch:
+            return 0
+        return resume["batches"]

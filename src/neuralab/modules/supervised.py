@@ -68,7 +68,7 @@ class SupervisedModule(MetricsModule):
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
         # The lr in force for this epoch (one log per epoch, not per step).
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        self.log_at_epoch_start("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.net.parameters())

@@ -1,10 +1,17 @@
-"""Finding and loading checkpoints safely (weights_only: no code runs on load)."""
+"""Finding, loading and vetting checkpoints (weights_only: no code runs on load).
+
+Before a run continues from a checkpoint, it must fit: the same net (names and shapes
+of every tensor) and, when resuming a run in place, the same training config.
+"""
 
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from neuralab.errors import ConfigError
 
@@ -31,19 +38,90 @@ def find_checkpoint(ckpt_path: str | None, run_dir: str | None) -> Path:
     raise ConfigError("run_dir", run_dir, "a run dir holding checkpoints/best.ckpt or last.ckpt")
 
 
-def load_checkpoint(path: Path) -> dict:
-    """The checkpoint dict, refusing files that are not neuralab checkpoints."""
+def load_checkpoint(path: Path, setting: str = "ckpt_path") -> dict:
+    """The checkpoint dict, refusing files that are not neuralab checkpoints.
+
+    A truncated or corrupt file fails here with a ConfigError naming `setting` and the file.
+    torch.load does not check the CRC32 its zip format stores for each tensor, so flipped
+    bytes inside a tensor would load silently as wrong weights: zipfile checks them first.
+    """
+    damaged = _damaged_entry(path)
+    if damaged is not None:
+        raise ConfigError(
+            setting, str(path), f"{WRITTEN_BY_TRAIN} (corrupt: checksum mismatch in {damaged})"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
         raise ConfigError(
-            "ckpt_path", str(path), f"{WRITTEN_BY_TRAIN} (loading failed: {_first_line(err)})"
+            setting, str(path), f"{WRITTEN_BY_TRAIN} (loading failed: {_first_line(err)})"
         ) from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     config = hparams.get("config") if isinstance(hparams, dict) else None
     if not isinstance(config, dict) or "state_dict" not in checkpoint:
-        raise ConfigError("ckpt_path", str(path), f"{WRITTEN_BY_TRAIN} (no saved config inside)")
+        raise ConfigError(setting, str(path), f"{WRITTEN_BY_TRAIN} (no saved config inside)")
     return checkpoint
+
+
+# What a run learns; the rest (trainer, logger, callbacks, paths) is how it is run.
+TRAINING_SECTIONS = ("data", "model", "module", "loss", "optimizer", "scheduler", "init", "seed")
+
+
+def check_weights_fit(
+    module: nn.Module, checkpoint: dict, config: Mapping, path: Path, setting: str
+) -> None:
+    """Every tensor of the configured module is in the checkpoint, with the same shape."""
+    saved, own = checkpoint["state_dict"], module.state_dict()
+    problems = [f"{k} is missing from the checkpoint" for k in sorted(own.keys() - saved.keys())]
+    problems += [f"{k} is not in the configured model" for k in sorted(saved.keys() - own.keys())]
+    problems += [
+        f"{k} is {list(saved[k].shape)} in the checkpoint, {list(own[k].shape)} here"
+        for k in sorted(own.keys() & saved.keys())
+        if tuple(saved[k].shape) != tuple(own[k].shape)
+    ]
+    if problems:
+        saved_model = checkpoint["hyper_parameters"]["config"].get("model", {})
+        differ = config_differences(saved_model, config.get("model", {}))
+        why = "; ".join(differ or problems[:1])
+        raise ConfigError(setting, str(path), f"a checkpoint of the configured model ({why})")
+
+
+def check_same_training(checkpoint: dict, config: Mapping, path: Path, setting: str) -> None:
+    """Resuming in place continues the same training: its learning settings are unchanged."""
+    saved = checkpoint["hyper_parameters"]["config"]
+    differ = [
+        d
+        for section in TRAINING_SECTIONS
+        for d in config_differences(saved.get(section), config.get(section), section)
+    ]
+    if differ:
+        raise ConfigError(
+            setting,
+            str(path),
+            f"a checkpoint trained with this config; it differs in {'; '.join(differ[:5])}",
+        )
+
+
+def config_differences(saved: object, current: object, prefix: str = "model") -> list[str]:
+    """`key=<saved> in the checkpoint, <current> here` for each leaf that differs."""
+    if isinstance(saved, Mapping) and isinstance(current, Mapping):
+        return [
+            d
+            for k in sorted(set(saved) | set(current), key=str)
+            for d in config_differences(saved.get(k), current.get(k), f"{prefix}.{k}")
+        ]
+    if saved == current:
+        return []
+    return [f"{prefix}={saved!r} in the checkpoint, {current!r} here"]
+
+
+def _damaged_entry(path: Path) -> str | None:
+    """The first zip entry whose bytes do not match their CRC32 (None: all fine, or not a zip)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError):
+        return None  # truncated or not a zip at all: torch.load reports it
 
 
 def _first_line(err: Exception) -> str:

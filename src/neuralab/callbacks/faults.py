@@ -1,0 +1,68 @@
+"""Deliberate faults at a chosen step, to test that runs survive them (and for your own
+requeue scripts): NaN weights (`debug=diverge`), an exception, a pause until a signal.
+
+Each takes `at_step` (the trainer's global step, i.e. optimizer steps done before the
+batch); `null` never fires, so a sweep can turn a fault on for one job only:
+    neuralab-train -m debug=diverge callbacks.poison_weights.at_step=null,7
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from neuralab.callbacks.signals import GracefulStop
+
+
+class PoisonWeights(Callback):
+    """Set the first weight to NaN just before step `at_step`: its loss is NaN."""
+
+    def __init__(self, at_step: int | None = None):
+        self.at_step = at_step
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step:
+            with torch.no_grad():
+                next(pl_module.parameters()).view(-1)[0] = float("nan")
+
+
+class RaiseAt(Callback):
+    """Raise RuntimeError at step `at_step`: a job that crashes mid-run."""
+
+    def __init__(self, at_step: int | None = None, message: str = "injected failure"):
+        self.at_step, self.message = at_step, message
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step:
+            raise RuntimeError(f"{self.message} at step {self.at_step}")
+
+
+class PauseAt(Callback):
+    """After step `at_step`, write `marker` and sleep until a signal stops the run.
+
+    A test sends SIGTERM (or SIGKILL) once `marker` exists, so the run stops exactly
+    after that step. It pauses once: with `marker` already there (the resumed run of the
+    same command) it does nothing. Configured callbacks run before the ones neuralab adds,
+    so the stop logic sees the signal right after the pause. Gives up after `timeout_s`.
+    """
+
+    def __init__(self, at_step: int | None, marker: str, timeout_s: float = 60.0):
+        self.at_step, self.marker, self.timeout_s = at_step, Path(marker), timeout_s
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step != self.at_step or self.marker.exists():
+            return
+        self.marker.write_text(str(trainer.global_step))
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline and not _stop_requested(trainer):
+            time.sleep(0.02)  # the signal handler runs between these sleeps
+
+
+def _stop_requested(trainer: L.Trainer) -> bool:
+    return trainer.received_sigterm or any(
+        isinstance(c, GracefulStop) and c.request.signum is not None for c in trainer.callbacks
+    )
