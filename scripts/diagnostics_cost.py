@@ -3,6 +3,8 @@
     python scripts/diagnostics_cost.py                        # default config, 5 repeats
     python scripts/diagnostics_cost.py --repeats 9 data=mnist # any neuralab-train overrides
 
+Figures are printed and written to logs/diagnostics_cost.json (`--out`).
+
 Each run is `neuralab-train` in a fresh process (this script re-started in child
 mode, so every run pays what a user's run pays), with the same config twice: as
 is, and with `callbacks.diagnostics=null`. The two alternate (with, without, with,
@@ -121,7 +123,7 @@ def report(result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default="diagnostics_cost.json")
+    parser.add_argument("--out", default="logs/diagnostics_cost.json")  # logs/: git-ignored
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args, overrides = parser.parse_known_args()
     if args.child:
@@ -142,6 +144,7 @@ def main() -> None:
         **summarize(runs),
         "runs": runs,
     }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     report(result)
     print(f"wrote {args.out}")

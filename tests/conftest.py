@@ -79,6 +79,22 @@ def run_cli(tmp_path, monkeypatch, capsys):
     return run
 
 
+def train_in(root: Path, *overrides: str) -> None:
+    """neuralab-train in-process from `root`, failing the test on a non-zero exit.
+
+    For module-scoped fixtures, where run_cli's function-scoped monkeypatch is not
+    available (one training run shared by several tests).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setattr(sys, "argv", ["neuralab-train", *overrides, *FAST["train"]])
+        try:
+            neuralab.train.main()
+        except SystemExit as exc:
+            assert not exc.code, f"neuralab-train exited with {exc.code}"
+
+
 def run_subprocess(args: list[str], cwd: Path, timeout: int = 600) -> Run:
     """Run a console script in a fresh process (needed for multi-process DDP)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

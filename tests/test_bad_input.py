@@ -389,16 +389,18 @@ def _snapshot(root: Path) -> set[Path]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_refused_before_training(case: Case, run_cli, tmp_path, request,
-                                              monkeypatch):
+def test_bad_input_is_refused_before_training(case: Case, run_cli, tmp_path, request, monkeypatch):
     if case.needs_non_root and os.geteuid() == 0:
         # Root reads a chmod 000 dir anyway, so the OS cannot refuse it here: have the
         # permission query answer as it would for an ordinary user.
         import neuralab.checks
 
         real_access = os.access
-        monkeypatch.setattr(neuralab.checks.os, "access", lambda path, mode: (
-            False if Path(path).name == "locked" else real_access(path, mode)))
+        monkeypatch.setattr(
+            neuralab.checks.os,
+            "access",
+            lambda path, mode: False if Path(path).name == "locked" else real_access(path, mode),
+        )
     if case.setup is not None:
         data = request.getfixturevalue("checkpoint") if case.setup in NEEDS_CHECKPOINT else b""
         case.setup(tmp_path, data)

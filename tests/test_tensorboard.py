@@ -8,11 +8,10 @@ HParams tab is read from the hparams plugin's own protos.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST
+from conftest import train_in
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -53,15 +52,7 @@ SIZE_GUIDANCE = {
 
 def train(root: Path, *overrides: str) -> list[Path]:
     """Run neuralab-train in-process from `root`; its run dirs (one per job)."""
-    from neuralab.train import main
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setattr(sys, "argv", ["neuralab-train", *overrides, *FAST["train"]])
-        try:
-            main()
-        except SystemExit as exc:
-            assert not exc.code, f"neuralab-train exited with {exc.code}"
+    train_in(root, *overrides)
     found = sorted(root.glob("logs/train/runs/*")) + sorted(root.glob("logs/train/multiruns/*/*"))
     return [p for p in found if (p / ".hydra").is_dir()]
 

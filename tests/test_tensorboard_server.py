@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import FAST
+from conftest import train_in
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 SWEEP = ["optimizer=sgd,adam", "data=iris", "trainer.max_epochs=2", "callbacks.early_stopping=null"]
@@ -34,15 +34,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def multirun(root: Path, *overrides: str) -> Path:
     """Run `neuralab-train -m ...` in-process from `root`; the sweep dir."""
-    from neuralab.train import main
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setattr(sys, "argv", ["neuralab-train", "-m", *overrides, *FAST["train"]])
-        try:
-            main()
-        except SystemExit as exc:
-            assert not exc.code, f"neuralab-train exited with {exc.code}"
+    train_in(root, "-m", *overrides)
     (sweep,) = (root / "logs" / "train" / "multiruns").iterdir()
     return sweep
 

@@ -7,11 +7,10 @@ as TensorBoard loads it with nothing sampled away.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST
+from conftest import train_in
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from neuralab.callbacks.norms import NORM_KINDS
@@ -45,16 +44,7 @@ IMAGES = ("val/confusion_matrix", "test/confusion_matrix", "val/decision_boundar
 
 def train(root: Path, *overrides: str) -> EventAccumulator:
     """neuralab-train in-process from `root`; the run's events, fully loaded."""
-    from neuralab.train import main
-
-    root.mkdir(parents=True, exist_ok=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setattr(sys, "argv", ["neuralab-train", *overrides, *FAST["train"]])
-        try:
-            main()
-        except SystemExit as exc:
-            assert not exc.code, f"neuralab-train exited with {exc.code}"
+    train_in(root, *overrides)
     (run_dir,) = [p for p in root.glob("logs/train/runs/*") if (p / ".hydra").is_dir()]
     events = EventAccumulator(str(run_dir), size_guidance=SIZE_GUIDANCE)
     events.Reload()
@@ -176,3 +166,10 @@ def test_huge_init_saturates_tanh(digits, tmp_path):
     # Measured for seed 42: ~0.9 with N(0, 5^2) weights, ~0 with torch's default init.
     assert values(huge, f"act_saturated/{MLP_ACTS[0]}")[0] > 0.5
     assert values(digits, f"act_saturated/{MLP_ACTS[0]}")[0] < 0.1
+
+
+@pytest.mark.parametrize("setting", ["every_n_steps=0", "every_n_epochs=1.5"])
+def test_bad_cadence_is_one_clear_error(run_cli, setting):
+    run = run_cli("train", f"callbacks.diagnostics.{setting}")
+    assert run.code == 2, run.out[-2000:]
+    assert f"callbacks.diagnostics.{setting}" in run.out and "an integer >= 1" in run.out

@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
 
 
@@ -17,20 +19,39 @@ def load_benchmark():
     return module
 
 
+@pytest.mark.slow  # ~40 s: four fresh neuralab-train/plain processes and a 2-job multirun
 def test_tiny_benchmark_writes_json_and_readme_section(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\ntail\n")
     out = tmp_path / "bench.json"
     bench = load_benchmark()
-    bench.main(["--tiny", "--epochs", "1", "--repeats", "1", "--jobs", "2",
-                "--out", str(out), "--readme", str(readme)])
+    bench.main(
+        [
+            "--tiny",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "--jobs",
+            "2",
+            "--out",
+            str(out),
+            "--readme",
+            str(readme),
+        ]
+    )
 
     report = json.loads(out.read_text())
     assert set(report["workloads"]) == {"digits_mlp", "mnist_sized_mlp"}
     for w in report["workloads"].values():
-        for key in ("plain_samples_per_s", "neuralab_samples_per_s", "ratio_median",
-                    "neuralab_wall_s", "neuralab_startup_s"):
+        for key in (
+            "plain_samples_per_s",
+            "neuralab_samples_per_s",
+            "ratio_median",
+            "neuralab_wall_s",
+            "neuralab_startup_s",
+        ):
             assert math.isfinite(w[key]) and w[key] > 0, (key, w)
         run = w["runs"]["neuralab"][0]
         # neuralab trained exactly the samples the plain loop trained
