@@ -38,6 +38,7 @@ from hydra.utils import instantiate
 
 from neuralab.compose import build_datamodule, build_net
 from neuralab.utils.config import config_dir, register_resolvers
+from neuralab.utils.docs import replace_section
 
 # name -> (overrides, epochs): the default MLP on digits (the default config's 20
 # epochs), and an MNIST-sized MLP (784-256-128-10 on 60,000 samples).
@@ -210,15 +211,6 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_section(readme: Path, text: str) -> None:
-    start, end = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
-    content = readme.read_text()
-    if start not in content or end not in content:
-        raise SystemExit(f"{readme} has no {start} ... {end} section to replace")
-    head, _, rest = content.partition(start)
-    readme.write_text(f"{head}{start}\n{text}\n{end}{rest.partition(end)[2]}")
-
-
 def environment() -> dict:
     import os
 
@@ -259,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         report = json.loads(args.from_json.read_text())
         print(markdown(report))
         if args.readme:
-            replace_section(args.readme, markdown(report))
+            replace_section(args.readme, "benchmark", markdown(report))
         return report
     workloads = TINY if args.tiny else WORKLOADS
     report = {
@@ -290,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(markdown(report))
     print(f"\nwritten: {args.out}")
     if args.readme:
-        replace_section(args.readme, markdown(report))
+        replace_section(args.readme, "benchmark", markdown(report))
     return report
 
 

@@ -34,6 +34,8 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
+from neuralab.utils.docs import replace_section
+
 VARIANTS = {"with": [], "without": ["callbacks.diagnostics=null"]}
 QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
 FIGURES = ("mean_epoch_s", "median_epoch_s", "mean_epoch_cpu_s", "median_epoch_cpu_s")
@@ -120,14 +122,50 @@ def report(result: dict) -> None:
     print(f"cpu load (1 min): {result['load_before']:.2f} before, {result['load_after']:.2f} after")
 
 
+def markdown(result: dict) -> str:
+    """README's cost table, generated from a result (never typed by hand)."""
+    rows = [
+        ("mean epoch, median of runs (pictures included)", "mean_epoch_s", "median"),
+        ("mean epoch, fastest run", "mean_epoch_s", "min"),
+        ("median epoch (steady state), median of runs", "median_epoch_s", "median"),
+        ("whole process, median of runs", "process_s", "median"),
+    ]
+    lines = [
+        f"Measured by `{result['command']}` ({result['repeats']} alternating repeats; "
+        f"1-minute load average {result['load_before']:.2f} before, "
+        f"{result['load_after']:.2f} after).",
+        "",
+        "| figure | with diagnostics | without | difference |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, key, stat in rows:
+        r = result[key][stat]
+        unit, scale = ("s", 1) if key == "process_s" else ("ms", 1000)
+        lines.append(
+            f"| {label} | {r['with'] * scale:.1f} {unit} | "
+            f"{r['without'] * scale:.1f} {unit} | "
+            f"{(r['with'] - r['without']) * scale:+.1f} {unit} "
+            f"({r['with'] / r['without'] - 1:+.0%}) |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="logs/diagnostics_cost.json")  # logs/: git-ignored
+    parser.add_argument("--readme", type=Path, help="rewrite this file's cost section")
+    parser.add_argument("--from-json", type=Path, help="measure nothing: render this result")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args, overrides = parser.parse_known_args()
     if args.child:
         return child(args.child, overrides)
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+        print(markdown(result))
+        if args.readme:
+            replace_section(args.readme, "diagnostics-cost", markdown(result))
+        return None
     runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     load_before = os.getloadavg()[0]  # other work on the machine skews the wall clock
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,6 +186,8 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(result, indent=2))
     report(result)
     print(f"wrote {args.out}")
+    if args.readme:
+        replace_section(args.readme, "diagnostics-cost", markdown(result))
 
 
 if __name__ == "__main__":

@@ -93,8 +93,14 @@ def regression_outliers(
     return Arrays(x[:n_samples], y_train, x[n_samples:], y[n_samples:])
 
 
-def synthetic(seed: int, n_samples: int = 60000, n_features: int = 784, n_classes: int = 10,
-              n_test: int = 10000, **_) -> Arrays:
+def synthetic(
+    seed: int,
+    n_samples: int = 60000,
+    n_features: int = 784,
+    n_classes: int = 10,
+    n_test: int = 10000,
+    **_,
+) -> Arrays:
     """MNIST-sized random data with learnable labels (a random linear teacher).
 
     For benchmarks: the shapes of MNIST without a download; x ~ N(0, 1),

@@ -40,7 +40,7 @@ def report_config_errors(task: Callable[[DictConfig], float | None]):
         except Exception as exc:
             # Hydra's instantiate wraps errors raised in __init__ (InstantiationException
             # from the ConfigError): unwrap them so they read the same as the others.
-            err = _config_error(exc)
+            err = find_config_error(exc)
             if err is None:
                 raise
             log.error("%s", err)  # also lands in the run dir's log file
@@ -51,7 +51,7 @@ def report_config_errors(task: Callable[[DictConfig], float | None]):
     return wrapped
 
 
-def _config_error(exc: BaseException | None) -> ConfigError | None:
+def find_config_error(exc: BaseException | None) -> ConfigError | None:
     """`exc` itself or the ConfigError it was raised from, if any."""
     while exc is not None:
         if isinstance(exc, ConfigError):

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 from neuralab.callbacks.divergence import Diverged
 from neuralab.callbacks.signals import RunInterrupted
 from neuralab.errors import ConfigError
-from neuralab.utils.cli import _config_error, log, quiet_known_warnings, write_json
+from neuralab.utils.cli import find_config_error, log, quiet_known_warnings, write_json
 from neuralab.utils.run_dirs import DIVERGED, FAILED, INTERRUPTED, RESULTS
 from neuralab.utils.run_info import RUN_INFO
 
@@ -55,7 +55,7 @@ def run_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
             _record(DIVERGED, exc, started, {**fields, "last_checkpoint": _str(exc.checkpoint)})
             return _continue_or_exit(cfg, exc, EXIT_DIVERGED, "diverged")
         except Exception as exc:
-            err = _config_error(exc)
+            err = find_config_error(exc)
             if err is not None:
                 return _bad_input(cfg, err, started)
             _record(FAILED, exc, started, {"traceback": TRACEBACK}, trace=traceback.format_exc())
