@@ -102,6 +102,15 @@ def run_plain(overrides: list[str], epochs: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def timed_process(args: list[str]) -> float:
+    """Wall seconds of one process, from its start to its exit; raise if it failed."""
+    start = time.time()
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[:2]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return time.time() - start
+
+
 def run_neuralab(overrides: list[str], epochs: int, out_dir: Path) -> dict:
     """`neuralab-train` in a fresh process; throughput from its timing.json."""
     args = [
@@ -112,10 +121,7 @@ def run_neuralab(overrides: list[str], epochs: int, out_dir: Path) -> dict:
         f"hydra.run.dir={out_dir}",
     ]
     start = time.time()
-    proc = subprocess.run(args, capture_output=True, text=True)
-    wall = time.time() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"neuralab-train failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    wall = timed_process(args)
     timing = json.loads((out_dir / "timing.json").read_text())
     return {**timing, "wall_s": wall, "startup_s_measured": timing["first_step"] - start}
 
@@ -157,11 +163,7 @@ def compare_multirun(jobs: int, epochs: int, tmp: Path, extra: list[str]) -> dic
         f"hydra.sweep.dir={tmp / 'multirun'}",
         *extra,
     ]
-    start = time.time()
-    proc = subprocess.run(args, capture_output=True, text=True)
-    multirun_s = time.time() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"multirun failed:\n{proc.stderr[-3000:]}")
+    multirun_s = timed_process(args)
     in_process = sum(
         plain_loop([f"seed={s}", *extra], epochs)["train_s"] for s in range(1, jobs + 1)
     )

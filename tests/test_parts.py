@@ -197,16 +197,19 @@ def id_source(monkeypatch):
 
 
 def test_splits_are_disjoint_cover_everything_and_are_stratified(id_source):
-    dm = ArrayDataModule(
-        id_source,
-        CLASSIFICATION,
-        2,
-        3,
-        standardize=False,
-        val_fraction=0.2,
-        test_fraction=0.1,
-        seed=5,
-    )
+    def make() -> ArrayDataModule:
+        return ArrayDataModule(
+            id_source,
+            CLASSIFICATION,
+            2,
+            3,
+            standardize=False,
+            val_fraction=0.2,
+            test_fraction=0.1,
+            seed=5,
+        )
+
+    dm = make()
     dm.setup()
     ids = {k: dm.splits[k][0][:, 0].long().tolist() for k in ("train", "val", "test")}
     assert not set(ids["train"]) & set(ids["val"])
@@ -217,16 +220,7 @@ def test_splits_are_disjoint_cover_everything_and_are_stratified(id_source):
     assert counts["val"] == [24, 12, 4]  # 20 % of each class
     assert counts["test"] == [12, 6, 2]  # 10 % of each class
     assert counts["train"] == [84, 42, 14]
-    again = ArrayDataModule(
-        id_source,
-        CLASSIFICATION,
-        2,
-        3,
-        standardize=False,
-        val_fraction=0.2,
-        test_fraction=0.1,
-        seed=5,
-    )
+    again = make()
     again.setup()
     assert torch.equal(again.splits["val"][0], dm.splits["val"][0])  # seeded
 
