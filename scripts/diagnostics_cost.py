@@ -32,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from neuralab.utils.docs import replace_section
@@ -50,10 +51,10 @@ class EpochTimer(Callback):
     def _mark(self) -> None:
         self.marks.append((time.perf_counter(), time.process_time()))
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._mark()
 
-    def on_train_end(self, trainer, pl_module) -> None:
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._mark()
         if trainer.is_global_zero:
             pairs = list(zip(self.marks[:-1], self.marks[1:], strict=True))

@@ -25,8 +25,12 @@ import torch
 import neuralab.eval  # noqa: F401
 import neuralab.train  # noqa: F401
 
-# The only files a refused run may leave: Hydra's saved config and the run's log.
-RUN_DIR_FILES = {"train": {".hydra", "train.log"}, "eval": {".hydra", "eval.log"}}
+# The only files a refused run may leave: Hydra's saved config, the config tree printed
+# at start (extras.print_config) and the run's log.
+RUN_DIR_FILES = {
+    "train": {".hydra", "config_tree.log", "train.log"},
+    "eval": {".hydra", "config_tree.log", "eval.log"},
+}
 
 
 @dataclass
@@ -97,7 +101,7 @@ def _unreadable_data_dir(tmp: Path, _: bytes) -> None:
 
 NEEDS_CHECKPOINT = (_truncated, _corrupt, _real, _other_net_config, _old_run, _old_run_cut)
 OLD_RUN = "hydra.run.dir={tmp}/logs/train/runs/old"
-OLD_RUN_FILES = {".hydra", "train.log", "checkpoints"}
+OLD_RUN_FILES = {".hydra", "config_tree.log", "train.log", "checkpoints"}
 
 
 CASES = [

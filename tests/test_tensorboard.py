@@ -183,3 +183,16 @@ def test_multirun_each_job_has_its_own_tensorboard_row(tmp_path):
         rows.append(session_hparams(events))
     assert [row["optimizer"] for row in rows] == ["sgd", "adam"]
     assert all(row["data"] == "iris" for row in rows)
+
+
+@pytest.mark.parametrize("every_s, flushes", [(0.0, 3), (3600.0, 1)])
+def test_the_event_file_is_flushed_at_most_every_flush_every_s(tmp_path, every_s, flushes):
+    from neuralab.loggers import TensorBoardLogger
+
+    logger = TensorBoardLogger(tmp_path, name="", version="", flush_every_s=every_s)
+    calls = []
+    logger.experiment.flush = lambda: calls.append(1)
+    for step in range(3):  # what Lightning does after every log_metrics
+        logger.log_metrics({"val/loss": 1.0 / (step + 1)}, step=step)
+        logger.save()
+    assert len(calls) == flushes

@@ -8,12 +8,11 @@ checkpoints/, event files. Small data and few epochs keep each run to seconds.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import Run, run_subprocess
+from conftest import Run
 
 FIXED_EPOCHS = ["callbacks.early_stopping=null"]
 XOR_MLP = [
@@ -99,29 +98,6 @@ def test_multirun_two_jobs(run_cli):
         assert Path(results["best_checkpoint"]).resolve().parent.parent == job.resolve()
         optimizers.append(results["hparams"]["optimizer"])
     assert optimizers == ["sgd", "adam"]
-
-
-def test_ddp_cpu_two_processes(tmp_path):
-    script = str(Path(sys.executable).parent / "neuralab-train")
-    run = run_subprocess(
-        [
-            script,
-            "trainer=ddp_cpu",
-            "data=iris",
-            "trainer.max_epochs=2",
-            *FIXED_EPOCHS,
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            "~callbacks.progress_bar",
-        ],
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert run.code == 0, run.out
-    results = trained(run)
-    assert results["epochs"] == 2
-    assert 0.0 <= results["metrics"]["test_acc"] <= 1.0
-    assert (run.run_dir / "checkpoints" / "best.ckpt").is_file()
 
 
 # --- eval reproduces training ----------------------------------------------------------

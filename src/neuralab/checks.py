@@ -13,7 +13,7 @@ from neuralab.losses import CLASSIFICATION, REGRESSION
 from neuralab.metrics import EpochMetrics, best_tag, tag
 
 
-def _is_number(v) -> bool:
+def _is_number(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
@@ -31,19 +31,67 @@ def check_optimizer(opt: DictConfig) -> None:
 
 def check_trainer(cfg: DictConfig, multirun: bool) -> None:
     """Refuse what Lightning would start and then break."""
-    if multirun and cfg.trainer.get("strategy") == "ddp":
-        raise ConfigError(
-            "trainer.strategy",
-            "ddp",
-            "ddp_fork (trainer=ddp_fork or ddp_cpu) inside a multirun: "
-            "subprocess ddp re-runs the whole sweep on every rank",
-        )
+    check_strategy(cfg.trainer, multirun)
+    check_precision(cfg.trainer)
     clip = cfg.trainer.get("gradient_clip_val")
     if clip is not None and (not _is_number(clip) or clip <= 0):
         raise ConfigError("trainer.gradient_clip_val", clip, "null or a number > 0")
     algo = cfg.trainer.get("gradient_clip_algorithm", "norm")
     if algo not in ("norm", "value"):
         raise ConfigError("trainer.gradient_clip_algorithm", algo, ["norm", "value"])
+
+
+# Lightning strategies that start ranks > 0 by re-running this command (sys.argv).
+SUBPROCESS_DDP = ("ddp", "ddp_find_unused_parameters_false", "ddp_find_unused_parameters_true")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+
+
+def check_strategy(trainer: DictConfig, multirun: bool) -> None:
+    """Subprocess DDP inside a multirun re-runs the whole sweep on every rank (and an Optuna
+    sweeper samples other hyperparameters there), unless the cluster started the ranks:
+    a SLURM job of hydra/launcher=slurm, one task per device, runs exactly one job."""
+    strategy = trainer.get("strategy", "auto")
+    if multirun and strategy in SUBPROCESS_DDP and not ranks_started_by_submitit():
+        raise ConfigError(
+            "trainer.strategy",
+            strategy,
+            "ddp_notebook inside a multirun (trainer=ddp_fork, or trainer=ddp_cpu on CPU), or "
+            "trainer=ddp with hydra/launcher=slurm: subprocess ddp re-runs the whole sweep "
+            "on every rank",
+        )
+
+
+def ranks_started_by_submitit() -> bool:
+    """This process is one task of a SLURM job that submitit started (every rank a task)."""
+    return os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and "SLURM_NTASKS" in os.environ
+
+
+def check_precision(trainer: DictConfig) -> None:
+    """A known precision, and no float16 autocast on CPU: Lightning would quietly train in
+    bfloat16 instead of what the config says."""
+    precision = str(trainer.get("precision", "32-true"))
+    if precision not in PRECISIONS:
+        raise ConfigError("trainer.precision", precision, list(PRECISIONS))
+    if precision == "16-mixed" and not _trains_on_gpu(trainer):
+        raise ConfigError(
+            "trainer.precision",
+            precision,
+            "bf16-mixed or 32-true on CPU (float16 autocast needs a GPU)",
+        )
+
+
+def _trains_on_gpu(trainer: DictConfig) -> bool:
+    from lightning.fabric.accelerators import CUDAAccelerator, MPSAccelerator
+
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator == "auto":  # what Lightning picks: CUDA, else MPS, else the CPU
+        return CUDAAccelerator.is_available() or MPSAccelerator.is_available()
+    return accelerator in ("gpu", "cuda", "mps")
+
+
+def check_compile(value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError("model.compile", value, "true or false")
 
 
 def check_run_settings(cfg: DictConfig) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 import lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
-from neuralab.checks import check_optimizer
+from neuralab.checks import check_compile, check_optimizer
 from neuralab.data import ArrayDataModule
 from neuralab.init import apply_init
 from neuralab.losses import build_loss
@@ -28,14 +29,21 @@ def build_datamodule(cfg: DictConfig) -> ArrayDataModule:
     return datamodule
 
 
-def build_net(cfg: DictConfig):
-    net = instantiate(cfg.model, _convert_="all")
+def build_net(cfg: DictConfig) -> nn.Module:
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    compile_net = model.pop("compile", False)  # how the net runs, not an argument of it
+    check_compile(compile_net)
+    net = instantiate(model, _convert_="all")
     init = OmegaConf.to_container(cfg.init)
     apply_init(net, init.pop("scheme"), cfg.model.get("activation", "relu"), **init)
+    if compile_net:
+        # In place (nn.Module.compile), not torch.compile(net): the state_dict keeps the
+        # plain net's keys (no `_orig_mod.`), so checkpoints load into an uncompiled net.
+        net.compile()
     return net
 
 
-def build_loss_from(cfg: DictConfig, datamodule: ArrayDataModule):
+def build_loss_from(cfg: DictConfig, datamodule: ArrayDataModule) -> nn.Module:
     params = OmegaConf.to_container(cfg.loss, resolve=True)
     params.pop("out_features", None)  # consumed by the model config, not the loss
     name = params.pop("name")
@@ -94,6 +102,6 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Tra
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers or False,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(fsync=cfg.get("checkpoint_fsync", False))],
         _convert_="all",
     )

@@ -6,7 +6,8 @@ is allowed; the entry points turn it into one line on stderr and a non-zero exit
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 
 class ConfigError(ValueError):
@@ -19,7 +20,10 @@ class ConfigError(ValueError):
         super().__init__(f"{setting}={value!r} is not allowed; expected {allowed}")
 
 
-def lookup(table: dict, setting: str, name: str):
+T = TypeVar("T")
+
+
+def lookup(table: Mapping[str, T], setting: str, name: str) -> T:
     """`table[name]`, or a ConfigError that lists the names there are."""
     try:
         return table[name]

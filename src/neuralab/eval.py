@@ -22,6 +22,7 @@ from neuralab.errors import ConfigError
 from neuralab.utils.checkpoint import find_checkpoint, load_checkpoint
 from neuralab.utils.cli import log, report_config_errors, write_json
 from neuralab.utils.config import config_dir, register_resolvers
+from neuralab.utils.print_config import print_config
 
 register_resolvers()
 
@@ -45,12 +46,14 @@ def rebuild(checkpoint: dict) -> tuple[L.LightningModule, L.LightningDataModule]
 
 
 def evaluate(cfg: DictConfig) -> float | None:
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.extras.print_config:
+        print_config(cfg, output_dir)
     path = find_checkpoint(cfg.get("ckpt_path"), cfg.get("run_dir"))
     module, datamodule = rebuild(load_checkpoint(path))
     trainer = build_trainer(cfg)
     results = trainer.test(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
     write_json(
         output_dir / "results.json", {"status": "ok", "checkpoint": str(path), "metrics": metrics}
     )

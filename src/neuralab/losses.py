@@ -70,7 +70,9 @@ def balanced_weights(train_targets: Tensor, num_classes: int) -> Tensor:
     return train_targets.numel() / (num_classes * counts.clamp(min=1))
 
 
-def _class_weights(spec, train_targets: Tensor, num_classes: int) -> Tensor | None:
+def _class_weights(
+    spec: str | Sequence[float] | None, train_targets: Tensor, num_classes: int
+) -> Tensor | None:
     if spec is None:
         return None
     if spec == "balanced":
@@ -85,7 +87,7 @@ def build_loss(
     task: str,
     num_classes: int | None,
     train_targets: Tensor,
-    class_weights=None,
+    class_weights: str | Sequence[float] | None = None,
     **params,
 ) -> nn.Module:
     """The loss module for `name`, checked against the data set's task."""

@@ -30,11 +30,14 @@ from neuralab.callbacks.signals import GracefulStop, RunInterrupted, StopRequest
 from neuralab.checks import check_data_dir, check_monitors, check_run_settings, check_trainer
 from neuralab.compose import build_datamodule, build_module, build_trainer
 from neuralab.modules.base import EPOCHS_TAG
+from neuralab.sweep.optuna_pruning import Pruned
 from neuralab.utils.checkpoint import check_same_training, check_weights_fit
 from neuralab.utils.cli import log, write_json
 from neuralab.utils.config import config_dir, register_resolvers, to_plain
+from neuralab.utils.devices import place_job
 from neuralab.utils.hparams import flat_hparams, objective_name, summary_metrics, write_hparams
 from neuralab.utils.job import run_job
+from neuralab.utils.print_config import print_config
 from neuralab.utils.resume import StartPlan, forget_outcome, last_checkpoint, plan_start
 from neuralab.utils.run_dirs import OK, RESULTS
 from neuralab.utils.run_info import record_session, run_info
@@ -47,6 +50,8 @@ def train(cfg: DictConfig) -> float | None:
     started = time.time()
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
+    if cfg.extras.print_config:
+        print_config(cfg, output_dir)
     _check_settings(cfg, multirun=hydra_cfg.mode == RunMode.MULTIRUN)
     plan = plan_start(cfg, output_dir)
     if plan.finished is not None:
@@ -63,6 +68,8 @@ def train(cfg: DictConfig) -> float | None:
         _continue_tensorboard(cfg, plan.step, output_dir)
     stop, last = StopRequest(), last_checkpoint(output_dir)
     guard = DivergenceGuard(cfg.divergence.check_every_n_steps, last)
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # one GPU per launcher worker (utils/devices.py)
+        place_job(cfg, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num)
     trainer = build_trainer(cfg, extra_callbacks=[ExactResume(), guard, GracefulStop(stop, last)])
     info = run_info(cfg.seed, trainer, _resumed_from(plan))
     forget_outcome(output_dir)  # an earlier session's `interrupted`: this one is running
@@ -119,7 +126,15 @@ def _continue_tensorboard(cfg: DictConfig, step: int, output_dir: Path) -> None:
                 entry.purge_step = step
 
 
-def _fit(cfg, trainer, module, datamodule, plan: StartPlan, stop: StopRequest, last: Path):
+def _fit(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    plan: StartPlan,
+    stop: StopRequest,
+    last: Path,
+) -> None:
     """trainer.fit; a signal or a divergence becomes the run's outcome (an exception)."""
     try:
         if cfg.train:
@@ -129,7 +144,7 @@ def _fit(cfg, trainer, module, datamodule, plan: StartPlan, stop: StopRequest, l
     except SIGTERMException:  # Lightning's own SIGTERM stop, at an epoch end (signals.py)
         stopped = RunInterrupted(stop.signum or signal.SIGTERM, trainer.global_step, _if_file(last))
         raise _attach(stopped, trainer, plan) from None
-    except (Diverged, RunInterrupted) as exc:
+    except (Diverged, RunInterrupted, Pruned) as exc:
         raise _attach(exc, trainer, plan) from None
     except Exception as exc:
         if stop.signum is None:
@@ -151,10 +166,18 @@ def _stop_after_fit(trainer: L.Trainer, plan: StartPlan, signum: int, last: Path
     raise _attach(RunInterrupted(signum, trainer.global_step, _if_file(last)), trainer, plan)
 
 
-def _test(cfg, trainer, module, datamodule) -> tuple[dict, str | None]:
+def _test(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+) -> tuple[dict, str | None]:
     if not cfg.test:
         return {}, None
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    for logger in trainer.loggers:  # Lightning draws the graph at each stage's start: once will do
+        if hasattr(logger, "_log_graph"):
+            logger._log_graph = False
     results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     return (results[0] if results else {}), best or None
 

@@ -79,7 +79,7 @@ class ActivationProbe:
     def attached(self) -> bool:
         return bool(self._handles)
 
-    def _hook(self, tag: str):
+    def _hook(self, tag: str) -> Callable[[nn.Module, tuple, Tensor], None]:
         def record(module: nn.Module, inputs: tuple, output: Tensor) -> None:
             for kind, value in batch_stats(module, output).items():
                 self.stats[f"{kind}/{tag}"] = value

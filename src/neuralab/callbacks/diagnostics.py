@@ -23,6 +23,8 @@ never wait for each other.
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -96,7 +98,12 @@ class Diagnostics(Callback):
             self._write_histograms(trainer, pl_module, grads=True)
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
     ) -> None:
         if self._norms is not None and self._norms.pending:  # the step has been taken
             self._buffer.append((self._norm_step, self._norms.after_step()))
@@ -124,7 +131,7 @@ class Diagnostics(Callback):
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
-        batch,
+        batch: Any,
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
@@ -135,8 +142,8 @@ class Diagnostics(Callback):
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
-        outputs,
-        batch,
+        outputs: Any,
+        batch: Any,
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
@@ -206,7 +213,7 @@ def _net(pl_module: L.LightningModule) -> nn.Module:
     return getattr(pl_module, "net", pl_module)  # neuralab modules keep the plain net in .net
 
 
-def _classes(datamodule, y: Tensor) -> int:
+def _classes(datamodule: L.LightningDataModule | None, y: Tensor) -> int:
     return getattr(datamodule, "num_classes", None) or int(y.max()) + 1
 
 

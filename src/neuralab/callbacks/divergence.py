@@ -16,6 +16,7 @@ the per-step ops are queued kernels and the periodic `.item()` is the only sync.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -40,10 +41,19 @@ class DivergenceGuard(Callback):
         self._first_step: Tensor | None = None  # -1 until a loss is not finite
         self._first_value: Tensor | None = None
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._step = trainer.global_step
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx):
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         loss = _loss_of(outputs)
         if loss is None:  # manual optimization (the perceptron rule) returns nothing
             return
@@ -51,10 +61,12 @@ class DivergenceGuard(Callback):
         if trainer.global_step % self.every == 0:
             self.check()
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.check()  # before ModelCheckpoint's epoch-end save: monitoring callbacks go last
 
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict) -> None:
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
         self.check()  # raising here aborts the save before anything is written
 
     def _record(self, loss: Tensor) -> None:
@@ -75,7 +87,7 @@ class DivergenceGuard(Callback):
             raise Diverged(step, float(self._first_value.item()), kept)
 
 
-def _loss_of(outputs) -> Tensor | None:
+def _loss_of(outputs: Any) -> Tensor | None:
     if isinstance(outputs, Tensor):
         return outputs
     if isinstance(outputs, dict) and isinstance(outputs.get("loss"), Tensor):

@@ -1,5 +1,6 @@
 """Deliberate faults at a chosen step, to test that runs survive them (and for your own
-requeue scripts): NaN weights (`debug=diverge`), an exception, a pause until a signal.
+requeue scripts): NaN weights (`debug=diverge`), an exception, a pause until a signal,
+a signal sent to the run itself.
 
 Each takes `at_step` (the trainer's global step, i.e. optimizer steps done before the
 batch); `null` never fires, so a sweep can turn a fault on for one job only:
@@ -8,8 +9,11 @@ batch); `null` never fires, so a sweep can turn a fault on for one job only:
 
 from __future__ import annotations
 
+import os
+import signal as signal_module
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -24,7 +28,9 @@ class PoisonWeights(Callback):
     def __init__(self, at_step: int | None = None):
         self.at_step = at_step
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step == self.at_step:
             with torch.no_grad():
                 next(pl_module.parameters()).view(-1)[0] = float("nan")
@@ -36,7 +42,9 @@ class RaiseAt(Callback):
     def __init__(self, at_step: int | None = None, message: str = "injected failure"):
         self.at_step, self.message = at_step, message
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step == self.at_step:
             raise RuntimeError(f"{self.message} at step {self.at_step}")
 
@@ -53,13 +61,46 @@ class PauseAt(Callback):
     def __init__(self, at_step: int | None, marker: str, timeout_s: float = 60.0):
         self.at_step, self.marker, self.timeout_s = at_step, Path(marker), timeout_s
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx):
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         if trainer.global_step != self.at_step or self.marker.exists():
             return
         self.marker.write_text(str(trainer.global_step))
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline and not _stop_requested(trainer):
             time.sleep(0.02)  # the signal handler runs between these sleeps
+
+
+class SignalAt(Callback):
+    """After step `at_step`, send `signal` (a name: SIGUSR2, SIGTERM) to this process,
+    as a scheduler would: a preempted or timed-out job, at an exact step.
+
+    It fires once: it writes `marker` first, and does nothing when `marker` exists (the
+    requeued or resumed run of the same job goes on).
+    """
+
+    def __init__(self, at_step: int | None, marker: str, signal: str = "SIGUSR2"):
+        self.at_step, self.marker = at_step, Path(marker)
+        self.signum = signal_module.Signals[signal]
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if trainer.global_step != self.at_step or self.marker.exists():
+            return
+        self.marker.write_text(str(trainer.global_step))
+        os.kill(os.getpid(), self.signum)  # handled before the next callback runs
 
 
 def _stop_requested(trainer: L.Trainer) -> bool:

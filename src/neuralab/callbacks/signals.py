@@ -1,4 +1,4 @@
-"""SIGINT / SIGTERM end a run with a resumable checkpoint instead of lost work.
+"""SIGINT / SIGTERM (and SIGUSR2) end a run with a resumable checkpoint instead of lost work.
 
 `StopRequest` turns the signal into a flag (the handler does nothing else: it may fire
 anywhere, e.g. inside an optimizer step). `GracefulStop` looks at the flag after every
@@ -33,6 +33,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -40,7 +41,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger("neuralab")
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGUSR2 is what submitit asks SLURM to send before a time limit or a preemption
+# (hydra/launcher=slurm): the run saves here, then the launcher requeues it with
+# resume=true (hydra_plugins/neuralab_launchers), which continues from this checkpoint.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 DDP_SYNC_EVERY_N_STEPS = 10
 
 
@@ -97,7 +101,14 @@ class GracefulStop(Callback):
         self.request, self.checkpoint_path = request, Path(checkpoint_path)
         self.saved: Path | None = None
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx):
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         # Not after an epoch's last batch: Lightning would resume past that epoch's
         # validation and epoch end. The stop then comes at the epoch end (Lightning's
         # SIGTERM stop), after the next epoch's first batch, or after fit (train.py).
@@ -115,7 +126,9 @@ class GracefulStop(Callback):
         requested = self.request.signum is not None
         return trainer.strategy.reduce_boolean_decision(requested, all=False)
 
-    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         if isinstance(exception, SIGTERMException) and self.saved is None:
             self._save(trainer)  # Lightning stopped at an epoch end: a clean point to save
 

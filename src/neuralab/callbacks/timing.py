@@ -13,6 +13,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -43,18 +44,26 @@ class RunTimer(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fit_start, self.first_step, self.samples, self.steps = time.time(), None, 0, 0
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self.first_step is None:
             self.first_step = time.time()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         self.samples += len(batch[0])  # host-side shape: no device sync
         self.steps += 1
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.train_end = time.time()
-        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask
-        if not trainer.is_global_zero or not log_dir:
+        if not trainer.is_global_zero:
             return
         started = process_start_time()
         train_s = self.train_end - (self.first_step or self.train_end)
@@ -67,5 +76,7 @@ class RunTimer(Callback):
             "train_steps": self.steps,
             "samples_per_s": self.samples * trainer.world_size / train_s if train_s else None,
         }
-        path = Path(log_dir) / self.filename
+        # The run dir (trainer.default_root_dir), not the logger's: timing.json is
+        # written with logger=none too.
+        path = Path(trainer.default_root_dir) / self.filename
         path.write_text(json.dumps(report, indent=2))

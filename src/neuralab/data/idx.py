@@ -13,6 +13,7 @@ import os
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -180,7 +181,7 @@ def _download(target: Path, md5: str, mirrors: list[str]) -> None:
     )
 
 
-def _copy_hashing(src, dst) -> str:
+def _copy_hashing(src: BinaryIO, dst: BinaryIO) -> str:
     """Copy `src` to `dst` in chunks (no whole file in memory) and return the md5 hex."""
     digest = hashlib.md5()
     while chunk := src.read(_CHUNK):

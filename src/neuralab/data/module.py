@@ -1,6 +1,6 @@
 """One LightningDataModule for every data set that fits in memory.
 
-setup() loads a source by name, makes seeded (stratified, for classification)
+setup() loads a source (data.source), makes seeded (stratified, for classification)
 train/val/test splits, standardizes features (and regression targets) with the
 train split's statistics only, and checks the shapes the config declared
 (`num_features`, `num_classes`), since models interpolate them.
@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from neuralab.data.loader import EpochSampler, InMemoryLoader
-from neuralab.data.sources import SOURCES, Arrays
+from neuralab.data.sources import Arrays, find_source
 from neuralab.errors import ConfigError, lookup
 from neuralab.losses import CLASSIFICATION, REGRESSION
 
@@ -41,7 +41,7 @@ class ArrayDataModule(L.LightningDataModule):
         params: dict | None = None,
     ):
         super().__init__()
-        self.load = lookup(SOURCES, "data.source", source)
+        self.load = find_source(source)  # a name from SOURCES or a dotted path
         lookup({CLASSIFICATION: 1, REGRESSION: 1}, "data.task", task)
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -119,19 +119,19 @@ class ArrayDataModule(L.LightningDataModule):
         return self.splits["train"][1]
 
     # ----------------------------------------------------------- dataloaders
-    def train_dataloader(self):
+    def train_dataloader(self) -> DataLoader | InMemoryLoader:
         return self._loader("train", train=True)
 
-    def val_dataloader(self):
+    def val_dataloader(self) -> DataLoader | InMemoryLoader:
         return self._loader("val", train=False)
 
-    def test_dataloader(self):
+    def test_dataloader(self) -> DataLoader | InMemoryLoader:
         return self._loader("test", train=False)
 
-    def predict_dataloader(self):
+    def predict_dataloader(self) -> DataLoader | InMemoryLoader:
         return self._loader("test", train=False)
 
-    def _loader(self, split: str, train: bool):
+    def _loader(self, split: str, train: bool) -> DataLoader | InMemoryLoader:
         self.setup()
         tensors = self.splits[split]
         batch_size = self.batch_size if train else self.eval_batch_size

@@ -1,4 +1,8 @@
-"""Offline data sources chosen by name (`data.source`), returned as numpy arrays.
+"""Offline data sources chosen by `data.source`, returned as numpy arrays.
+
+`data.source` is a name from SOURCES below, or the dotted path of any function with
+the same signature (`source: my_project.data.my_set.load`): a forked project adds a
+data set as one function and one conf/data/*.yaml, with nothing here to edit.
 
 A source returns `Arrays(x, y)` to be split by the DataModule, or also
 `(x_test, y_test)` when the set has its own test split (IDX files) or when the
@@ -8,11 +12,14 @@ imported inside each function so that other sources never pay for it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from neuralab.errors import ConfigError
 
 
 class Arrays(NamedTuple):
@@ -149,3 +156,20 @@ SOURCES: dict[str, Callable[..., Arrays]] = {
     "synthetic": synthetic,
     "idx": idx,
 }
+
+
+def find_source(source: str) -> Callable[..., Arrays]:
+    """SOURCES[source], or the function at dotted path `source` (package.module.function)."""
+    if isinstance(source, str) and "." in source:
+        module, _, name = source.rpartition(".")
+        try:
+            load = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as err:
+            raise ConfigError("data.source", source, f"a function's dotted path ({err})") from None
+        if not callable(load):
+            raise ConfigError("data.source", source, "a function's dotted path")
+        return load
+    if isinstance(source, str) and source in SOURCES:
+        return SOURCES[source]
+    names = ", ".join(sorted(SOURCES))
+    raise ConfigError("data.source", source, f"one of: {names}; or package.module.function")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
 from neuralab.modules.base import MetricsModule
@@ -70,7 +71,7 @@ class SupervisedModule(MetricsModule):
         # The lr in force for this epoch (one log per epoch, not per step).
         self.log_at_epoch_start("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         optimizer = self.optimizer_factory(self.net.parameters())
         if self.scheduler_factory is None:
             return optimizer

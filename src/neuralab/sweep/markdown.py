@@ -40,15 +40,22 @@ def _checkpoint(job: JobResult) -> str:
     return str(path.relative_to(job.dir.name)) if path.parts[:1] == (job.dir.name,) else str(path)
 
 
+def _trial(job: JobResult) -> str:
+    """An Optuna sweep's trial state and value, e.g. `COMPLETE 0.1234`."""
+    return f"{job.trial_state or ''} {_number(job.trial_value)}".strip()
+
+
 def _job_rows(jobs: list[JobResult], metrics: list[str], common: list[str]) -> list[str]:
     with_errors = any(job.error for job in jobs)
-    header = ["job", "overrides", "status", *metrics, "epochs", "wall_time_s", "checkpoint"]
+    trial = ["trial"] if any(job.trial_state for job in jobs) else []
+    header = ["job", "overrides", "status", *trial, *metrics, "epochs", "wall_time_s", "checkpoint"]
     rows = []
     for job in jobs:
         row = [
             job.dir.name if job.num is None else str(job.num),
             _code(job.overrides, common),
             job.status,
+            *([_trial(job)] if trial else []),
             *(_number(job.metrics.get(m)) for m in metrics),
             "" if job.epochs is None else str(job.epochs),
             _number(job.wall_time_s, ".1f"),

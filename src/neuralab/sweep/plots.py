@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from neuralab.errors import ConfigError
 from neuralab.sweep.results import JobResult, common_overrides, group_by_config, label
+
+if TYPE_CHECKING:  # matplotlib is imported only when plotting
+    from matplotlib.figure import Figure
 
 DEFAULT_METRICS = ("val/acc", "val/loss")  # classification first; regression has no acc
 STAGES = ("train", "val")  # stages with a curve per epoch and a final_<stage>_<name> summary
@@ -63,7 +67,7 @@ def _colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
 

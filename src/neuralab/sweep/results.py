@@ -20,18 +20,22 @@ import math
 import os
 import re
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 
 from neuralab.sweep.markdown import to_markdown
 from neuralab.utils.run_dirs import RESUME_KEYS
 
+T = TypeVar("T")
+
 MISSING = "missing"
 OK = "ok"
 RESULTS_CSV, RESULTS_MD = "results.csv", "results.md"
+TRIALS_CSV = "trials.csv"  # an Optuna sweep's trial table (sweep/optuna_report.py)
 SEED_KEY = "seed"
 NOT_CONFIG_KEYS = RESUME_KEYS | {SEED_KEY}
 # The C loader when PyYAML has it: the table is rebuilt after every job of a sweep.
@@ -54,6 +58,8 @@ class JobResult:
     wall_time_s: float | None = None
     checkpoint: str | None = None
     error: str | None = None
+    trial_state: str | None = None  # Optuna sweeps: the state and value of this job's trial
+    trial_value: float | None = None
 
     @property
     def config(self) -> tuple[str, ...]:
@@ -149,7 +155,7 @@ def _relative(path: object, sweep_dir: Path) -> str | None:
         return str(path)
 
 
-def _optional(cast, value):
+def _optional(cast: Callable[[object], T], value: object) -> T | None:
     try:
         return None if value is None else cast(value)
     except (TypeError, ValueError):
@@ -175,7 +181,26 @@ def read_job(job_dir: Path, sweep_dir: Path) -> JobResult:
 
 def collect(sweep_dir: Path) -> list[JobResult]:
     """Every job of a sweep, in launch order."""
-    return [read_job(d, Path(sweep_dir)) for d in job_dirs(Path(sweep_dir))]
+    jobs = [read_job(d, Path(sweep_dir)) for d in job_dirs(Path(sweep_dir))]
+    trials = read_trials(Path(sweep_dir))
+    for job in jobs:
+        job.trial_state, job.trial_value = trials.get(job.num, (None, None))
+    return jobs
+
+
+def read_trials(sweep_dir: Path) -> dict[int | None, tuple[str, float | None]]:
+    """{trial number: (state, value)} from an Optuna sweep's trials.csv; {} without one.
+    The Optuna sweeper makes each job's number its trial's number."""
+    try:
+        with (sweep_dir / TRIALS_CSV).open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error):
+        return {}
+    trials = {}
+    for row in rows:
+        value = _optional(float, row.get("value") or None)
+        trials[_optional(int, row.get("number"))] = (row.get("state") or "", value)
+    return trials
 
 
 def group_by_config(jobs: Iterable[JobResult]) -> list[Group]:
@@ -224,7 +249,8 @@ def write_atomic(path: Path, text: str) -> None:
 def to_csv(jobs: list[JobResult]) -> str:
     """One row per job, flat columns; overrides joined by spaces as on the command line."""
     metrics = metric_names(jobs)
-    columns = ["job", "dir", "overrides", "status", *metrics]
+    trials = ["trial_state", "trial_value"] if any(job.trial_state for job in jobs) else []
+    columns = ["job", "dir", "overrides", "status", *trials, *metrics]
     columns += ["epochs", "wall_time_s", "checkpoint", "error"]
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\n")
@@ -240,6 +266,8 @@ def to_csv(jobs: list[JobResult]) -> str:
             "checkpoint": job.checkpoint,
             "error": job.error,
         }
+        if trials:
+            row.update(trial_state=job.trial_state, trial_value=job.trial_value)
         writer.writerow({**row, **{m: job.metrics.get(m) for m in metrics}})
     return out.getvalue()
 

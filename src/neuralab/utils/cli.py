@@ -30,10 +30,12 @@ def quiet_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def report_config_errors(task: Callable[[DictConfig], float | None]):
+def report_config_errors(
+    task: Callable[[DictConfig], float | None],
+) -> Callable[[DictConfig], float | None]:
     """Turn a ConfigError into one line on stderr and exit status 2 (no traceback)."""
 
-    def wrapped(cfg: DictConfig):
+    def wrapped(cfg: DictConfig) -> float | None:
         quiet_known_warnings()
         try:
             return task(cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +21,15 @@ def config_dir() -> str:
     raise FileNotFoundError(f"no conf/train.yaml next to {here}")
 
 
+# conf/hydra/launcher/joblib.yaml and submitit_local.yaml carry the names of the launcher
+# plugins' own configs, which Hydra then uses as their schema (so a typo in hydra.launcher.*
+# is refused) and warns, on every run, that this "automatic schema matching" is deprecated.
+# The presets list every key themselves: they also work once Hydra drops the matching.
+warnings.filterwarnings(
+    "ignore", message=r"\s*'hydra/launcher/(joblib|submitit_local)' is validated against"
+)
+
+
 def register_resolvers() -> None:
     """`${mul:a,b}` derives one setting from another (max_lr = 10 x lr);
     `${pid:}` keeps run dirs of processes started together apart;
@@ -28,7 +38,10 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("mul"):
         OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
     if not OmegaConf.has_resolver("pid"):
-        OmegaConf.register_new_resolver("pid", os.getpid)
+        # Cached like Hydra's `${now:}`: Hydra copies the sweep config's cache into every
+        # job's config, so jobs run in launcher workers (joblib, submitit) keep the sweep
+        # dir of the process that started the sweep instead of naming one after their own.
+        OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True)
     if not OmegaConf.has_resolver("job_dirname"):
         OmegaConf.register_new_resolver("job_dirname", job_dirname)
     if not OmegaConf.has_resolver("resume_dir"):

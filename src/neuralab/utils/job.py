@@ -3,6 +3,7 @@
     status       when                              single run         inside a multirun
     ok           trained (and tested)              exit 0             next job
     diverged     NaN/Inf training loss             exit 3, one line   next job
+    pruned       the Optuna sweep's pruner         (sweeps only)      next job
     interrupted  SIGINT/SIGTERM, checkpoint saved  exit 130 / 143     sweep stops, exit 130 / 143
     failed       bad input (ConfigError)           exit 2, one line   next job (message in results)
     failed       any other exception               exit 1, traceback  next job (traceback.txt, log)
@@ -31,8 +32,9 @@ from omegaconf import DictConfig
 from neuralab.callbacks.divergence import Diverged
 from neuralab.callbacks.signals import RunInterrupted
 from neuralab.errors import ConfigError
+from neuralab.sweep.optuna_pruning import Pruned
 from neuralab.utils.cli import find_config_error, log, quiet_known_warnings, write_json
-from neuralab.utils.run_dirs import DIVERGED, FAILED, INTERRUPTED, RESULTS
+from neuralab.utils.run_dirs import DIVERGED, FAILED, INTERRUPTED, PRUNED, RESULTS
 from neuralab.utils.run_info import RUN_INFO
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED = 1, 2, 3
@@ -50,6 +52,10 @@ def run_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
         except RunInterrupted as exc:
             _record(INTERRUPTED, exc, started, _interrupted_fields(exc))
             sys.exit(exc.exit_code)
+        except Pruned as exc:  # only inside an Optuna sweep (sweep/optuna_pruning.py)
+            _record(PRUNED, exc, started, {"pruned_at_epoch": exc.epoch})
+            log.info("job pruned: %s", exc)
+            return math.nan
         except Diverged as exc:
             fields = {"diverged_at_step": exc.step, "diverged_loss": str(exc.value)}
             _record(DIVERGED, exc, started, {**fields, "last_checkpoint": _str(exc.checkpoint)})
@@ -130,7 +136,7 @@ def _multirun() -> bool:
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     first = lines[0] if lines else ""
-    if isinstance(exc, ConfigError | Diverged | RunInterrupted):
+    if isinstance(exc, ConfigError | Diverged | RunInterrupted | Pruned):
         return first  # neuralab's own messages already say what happened
     return f"{type(exc).__name__}: {first}".rstrip(": ")
 

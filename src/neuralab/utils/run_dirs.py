@@ -15,9 +15,10 @@ run's output dir -- checkpoints, TensorBoard events, log -- must be the old one:
 
 What happens inside the chosen dir is utils/resume.py's `plan_start`.
 
-The choice is made once per process and remembered, so the jobs of a multirun (whose
-configs carry their own overrides) reuse the sweep's choice. Launchers that run jobs in
-other processes (joblib) need `hydra.sweep.dir=<dir>` given explicitly.
+The choice is made once and remembered, so the jobs of a multirun (whose configs carry
+their own overrides) reuse the sweep's choice: in this process, and in the config's
+resolver cache, which Hydra copies from the sweep's config into every job's config --
+also in launcher workers (joblib, submitit), where this process's memo is empty.
 This module stays light (no torch): utils/config.py registers the resolver.
 """
 
@@ -30,7 +31,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 OK, FAILED, DIVERGED, INTERRUPTED = "ok", "failed", "diverged", "interrupted"
-FINISHED = (OK, DIVERGED)  # a resumed command leaves these runs as they are
+PRUNED = "pruned"  # stopped early by an Optuna sweep's pruner (neuralab/sweep/optuna_pruning.py)
+FINISHED = (OK, DIVERGED, PRUNED)  # a resumed command leaves these runs as they are
 RESULTS = "results.json"
 RESUME_KEYS = frozenset({"resume", "ckpt_path"})
 _chosen: dict[tuple[str, str, str], str] = {}
@@ -48,11 +50,18 @@ def read_status(run_dir: Path) -> dict | None:
 def resume_dir(kind: str, parent: str, fresh: str, *, _root_: DictConfig) -> str:
     """The OmegaConf resolver: `parent/fresh`, or the run dir `resume=true` continues."""
     key = (str(kind), str(parent), str(fresh))
+    # OmegaConf's own cache cannot be used (a resolver given _root_ may not be cached), so
+    # the choice is kept in it by hand: Hydra's load_sweep_config copies the whole cache.
+    cached = OmegaConf.get_cache(_root_)["resume_dir"]
+    cache_key = ",".join(key)
+    if key not in _chosen and cache_key in cached:
+        _chosen[key] = cached[cache_key]
     if key not in _chosen:
         found = None
         if wants_resume(_root_):
             found = latest_matching(str(kind), Path(str(parent)), _overrides(_root_))
         _chosen[key] = str(found) if found is not None else f"{parent}/{fresh}"
+    cached[cache_key] = _chosen[key]
     return _chosen[key]
 
 

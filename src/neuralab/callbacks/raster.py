@@ -1,0 +1,208 @@
+"""Drawing primitives for the diagnostic pictures: numpy arrays, with Pillow for glyphs.
+
+Everything is drawn into (H, W, 3) uint8 arrays. Pillow only rasterizes each distinct
+string once (cached), so a picture costs a few array operations: no figure, no
+artists, no layout engine, nothing from matplotlib.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+WHITE, BLACK = (255, 255, 255), (0, 0, 0)
+FRAME = (60, 60, 60)  # the plot's border and tick marks
+Color = tuple[int, int, int] | np.ndarray  # RGB: a triple like these, or a table's row
+# matplotlib's tab10, so the colours read as they did; two classes: coolwarm's ends.
+TAB10 = np.array(
+    [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)],
+    dtype=np.uint8,
+)  # fmt: skip
+BLUE_RED = np.array([(59, 76, 192), (180, 4, 38)], dtype=np.uint8)
+# matplotlib's "Blues" (ColorBrewer), 9 stops from white to dark blue.
+BLUES = np.array(
+    [(247, 251, 255), (222, 235, 247), (198, 219, 239), (158, 202, 225), (107, 174, 214),
+     (66, 146, 198), (33, 113, 181), (8, 81, 156), (8, 48, 107)],
+    dtype=np.float32,
+)  # fmt: skip
+# Margins around the plot area, in pixels: room for the title, tick labels and captions
+# (BARE: the bottom and left margins of an axis without ticks).
+TOP, BOTTOM, RIGHT, BOTTOM_BARE, LEFT_BARE = 26, 38, 14, 24, 24
+
+
+def class_colors(k: int) -> np.ndarray:
+    """(k, 3) uint8: blue/red for two classes, else tab10 (repeating beyond 10)."""
+    return BLUE_RED.copy() if k == 2 else TAB10[np.arange(k) % len(TAB10)]
+
+
+def lighten(colors: np.ndarray, keep: float = 0.35) -> np.ndarray:
+    """(..., 3) uint8 colours blended toward white: `keep` of the colour remains."""
+    return (255 - keep * (255 - colors.astype(np.float32))).round().astype(np.uint8)
+
+
+def blues(values: np.ndarray) -> np.ndarray:
+    """values (...) in [0, 1] -> (..., 3) uint8 on the white -> dark-blue ramp."""
+    stops = np.linspace(0, 1, len(BLUES))
+    rgb = [np.interp(values, stops, BLUES[:, c]) for c in range(3)]
+    return np.stack(rgb, axis=-1).round().astype(np.uint8)
+
+
+@functools.cache
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:  # Pillow >= 10.1 with FreeType: the bundled scalable font
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError):  # older Pillow or no FreeType: the bitmap font
+        return ImageFont.load_default()
+
+
+@functools.lru_cache(maxsize=4096)
+def _glyphs(s: str, size: int) -> np.ndarray:
+    """The ink of `s` as coverage (h, w) float32 in [0, 1], cropped to its bounding box."""
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(s)
+    image = Image.new("L", (max(right - left, 1), max(bottom - top, 1)))
+    ImageDraw.Draw(image).text((-left, -top), s, font=font, fill=255)
+    mask = np.asarray(image, dtype=np.float32) / 255
+    mask.flags.writeable = False  # shared by every later call (cache)
+    return mask
+
+
+def blend(canvas: np.ndarray, top: int, left: int, alpha: np.ndarray, color: Color) -> None:
+    """Paint `color` over canvas (H, W, 3) with coverage alpha (h, w) at (top, left), clipped."""
+    h, w = alpha.shape
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + h, canvas.shape[0]), min(left + w, canvas.shape[1])
+    if y0 >= y1 or x0 >= x1:
+        return
+    a = alpha[y0 - top : y1 - top, x0 - left : x1 - left, None]
+    region = canvas[y0:y1, x0:x1].astype(np.float32)
+    canvas[y0:y1, x0:x1] = (region + (np.float32(color) - region) * a).round().astype(np.uint8)
+
+
+def text(
+    canvas: np.ndarray,
+    s: str,
+    x: int,
+    y: int,
+    anchor: str = "mm",
+    color: Color = BLACK,
+    size: int = 11,
+    vertical: bool = False,
+) -> None:
+    """Write `s` with its ink box anchored at pixel (x, y): anchor is horizontal l|m|r then
+    vertical t|m|b, as in Pillow. vertical: turned 90 degrees, read from the bottom up."""
+    mask = _glyphs(s, size)
+    if vertical:
+        mask = np.rot90(mask)
+    h, w = mask.shape
+    left = x - {"l": 0, "m": w // 2, "r": w}[anchor[0]]
+    top = y - {"t": 0, "m": h // 2, "b": h}[anchor[1]]
+    blend(canvas, top, left, mask, color)
+
+
+@functools.cache
+def _disc(radius: float) -> np.ndarray:
+    """(M, 2) integer (row, col) offsets of the pixels within `radius` of a pixel centre."""
+    r = math.floor(radius)
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+    inside = dy**2 + dx**2 <= radius**2
+    return np.stack([dy[inside], dx[inside]], axis=1)
+
+
+def _stamp_index(
+    shape: tuple[int, ...], rows: np.ndarray, cols: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flat pixel indices (N * M,) of `offsets` (M, 2) around each point (N,), and which
+    of them (N * M,) lie on the canvas; rows, cols (N,) are pixel coordinates (floats)."""
+    r = np.rint(rows).astype(np.int64)[:, None] + offsets[None, :, 0]
+    c = np.rint(cols).astype(np.int64)[:, None] + offsets[None, :, 1]
+    inside = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
+    return (r * shape[1] + c).ravel(), inside.ravel()
+
+
+def dots(
+    canvas: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    colors: np.ndarray,
+    radius: float = 1.5,
+    outline: Color = BLACK,
+) -> None:
+    """Opaque dots: point i (pixel row, col) in colors[i] (N, 3), ringed by `outline`.
+    Later points lie on top: numpy writes repeated indices in order."""
+    ring, fill = _disc(radius + 1.0), _disc(radius)
+    flat, inside = _stamp_index(canvas.shape, rows, cols, np.concatenate([ring, fill]))
+    paint = np.empty((len(rows), len(ring) + len(fill), 3), dtype=np.uint8)  # (N, M, 3)
+    paint[:, : len(ring)] = outline
+    paint[:, len(ring) :] = colors[:, None]
+    paint = paint.reshape(-1, 3)
+    if not inside.all():  # masking costs more than the writes: only when a dot is clipped
+        flat, paint = flat[inside], paint[inside]
+    canvas.reshape(-1, 3)[flat] = paint
+
+
+def density_dots(
+    canvas: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    color: Color,
+    radius: float = 2.5,
+    alpha: float = 0.6,
+) -> None:
+    """Translucent dots of one colour: where n dots overlap, 1 - (1 - alpha)^n is covered,
+    so dense clusters read darker (independent of drawing order)."""
+    flat, inside = _stamp_index(canvas.shape, rows, cols, _disc(radius))
+    count = np.bincount(flat[inside], minlength=canvas.shape[0] * canvas.shape[1])
+    cover = (1 - (1 - alpha) ** count.astype(np.float32)).reshape(canvas.shape[:2])
+    blend(canvas, 0, 0, cover, color)
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> np.ndarray:
+    """About `count` (at most ~1.3 count + 1) round values in [low, high]: steps of 1, 2 or
+    5 times a power of ten."""
+    raw = (high - low) / count * 0.75  # 0.75: 0.5 for a range of 3, not 1 (3 ticks only)
+    if not raw > 0 or not math.isfinite(raw):
+        return np.array([low])
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = power * next(m for m in (1, 2, 5, 10) if m * power >= raw)
+    return np.arange(math.ceil(low / step), math.floor(high / step) + 1) * step + 0.0  # no -0
+
+
+def framed(
+    plot: np.ndarray,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    xticks: Sequence[tuple[float, str]] = (),
+    yticks: Sequence[tuple[float, str]] = (),
+) -> np.ndarray:
+    """The plot area (h, w, 3) inside margins, with a border, a title above, captions
+    and ticks: xticks/yticks are (pixel offset from the plot's left/top, label) pairs."""
+    h, w = plot.shape[:2]
+    # Room on the left for the vertical caption (~12 px) and the widest y tick label,
+    # below for the tick labels and the caption; captions hug the plot without ticks.
+    widest = max((_glyphs(label, 10).shape[1] for _, label in yticks), default=0)
+    left = 28 + widest if yticks else LEFT_BARE
+    bottom = BOTTOM if xticks else BOTTOM_BARE
+    canvas = np.full((TOP + h + bottom, left + w + RIGHT, 3), 255, dtype=np.uint8)
+    canvas[TOP : TOP + h, left : left + w] = plot
+    # A 1-pixel border just outside the plot area, so no data pixel is hidden.
+    canvas[[TOP - 1, TOP + h], left - 1 : left + w + 1] = FRAME
+    canvas[TOP - 1 : TOP + h + 1, [left - 1, left + w]] = FRAME
+    for offset, label in xticks:
+        x = left + int(offset)
+        canvas[TOP + h + 1 : TOP + h + 4, x] = FRAME  # 3-pixel tick mark
+        text(canvas, label, x, TOP + h + 6, anchor="mt", size=10)
+    for offset, label in yticks:
+        y = TOP + int(offset)
+        canvas[y, left - 4 : left - 1] = FRAME
+        text(canvas, label, left - 6, y, anchor="rm", size=10)
+    text(canvas, title, left + w // 2, TOP // 2, size=13)
+    text(canvas, xlabel, left + w // 2, canvas.shape[0] - 4, anchor="mb", size=11)
+    text(canvas, ylabel, 4, TOP + h // 2, anchor="lm", size=11, vertical=True)
+    return canvas
