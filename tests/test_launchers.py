@@ -69,30 +69,28 @@ def writer_pids(job: Path) -> set[int]:
 # --- joblib --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~60 s on 2 cores: two sweeps, each starting 2 worker processes
 def test_joblib_runs_four_jobs_on_two_workers(tmp_path):
-    workers = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    run = sweep(tmp_path, *workers, "seed=1,2,3,4", "trainer.max_epochs=1")
+    args = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2,3,4"]
+    run = sweep(tmp_path, *args, "trainer.max_epochs=1")
     jobs = assert_jobs_ok(run, 4, epochs=1)
-    parent = int(only_sweep_dir(run).name.rpartition("_")[2])  # <time>_<pid of the sweep>
+    sweep_dir = only_sweep_dir(run)
+    parent = int(sweep_dir.name.rpartition("_")[2])  # <time>_<pid of the sweep's process>
     workers = set().union(*(writer_pids(job) for job in jobs))
     assert parent not in workers and 1 <= len(workers) <= 2, workers
     if "OMP_NUM_THREADS" not in os.environ:  # else joblib passes that on to the workers
         threads = max(joblib.cpu_count() // 2, 1)
         assert {run.results(j)["run_info"]["device"]["torch_threads"] for j in jobs} == {threads}
-
-
-def test_resume_under_joblib_finds_the_same_sweep(tmp_path):
-    args = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", "trainer.max_epochs=1"]
-    first = sweep(tmp_path, *args)
-    sweep_dir = only_sweep_dir(first)
-    again = sweep(tmp_path, *args, "resume=true")
+    # The same command with resume=true: the workers find the same sweep and its jobs done.
+    again = sweep(tmp_path, *args, "trainer.max_epochs=1", "resume=true")
     assert only_sweep_dir(again) == sweep_dir
-    assert again.out.count("already ended (ok): nothing to resume") == 2, again.out
+    assert again.out.count("already ended (ok): nothing to resume") == 4, again.out
 
 
 # --- submitit --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~40 s: 2 job processes, one of them started twice
 def test_submitit_local_requeues_a_preempted_job_and_it_resumes(tmp_path):
     """Job 0 gets SIGUSR2 (what SLURM sends before a time limit or a preemption) after
     step 6 of 10; job 1 is the same training, never stopped."""

@@ -9,7 +9,7 @@ a dir outside the run dir, and each run is checked for:
 - the same hyperparameters (hash of the resolved config) and seed on both ranks;
 - bit-identical weights at the end of fit (gradients were all-reduced);
 - the same metrics on both ranks, equal to the ones results.json reports (all-reduced);
-- TensorBoard event files written by no process of rank 1 (fit or test).
+- TensorBoard event files and log lines written by no process of rank 1 (fit or test).
 """
 
 from __future__ import annotations
@@ -18,9 +18,13 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import FAST, Run, run_subprocess
+from omegaconf import OmegaConf
 
 from neuralab.callbacks.probe import RankProbe
+from neuralab.checks import check_strategy
+from neuralab.errors import ConfigError
 
 TRAIN = str(Path(sys.executable).parent / "neuralab-train")
 TINY = ["data=iris", "trainer.max_epochs=2", "callbacks.early_stopping=null", *FAST["train"]]
@@ -66,6 +70,7 @@ def assert_two_ranks_agree(run: Run, run_dir: Path, probe_dir: Path) -> None:
     assert fit[0]["pid"] in writers, writers
     assert not writers & {fit[1]["pid"], test[1]["pid"]}, "rank 1 wrote TensorBoard events"
     assert sorted(p.name for p in run_dir.iterdir() if p.is_dir()) == [".hydra", "checkpoints"]
+    assert (run_dir / "train.log").read_text().count("- results: ") == 1  # rank 0's log only
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
 
 
@@ -84,6 +89,7 @@ def test_ddp_cpu_single_run(tmp_path):
     assert run.results()["run_info"]["device"]["strategy"] == "DDPStrategy"
 
 
+@pytest.mark.slow  # ~20 s: rank 1 is a second neuralab-train process
 def test_subprocess_ddp_single_run_composes_the_same_config_on_every_rank(tmp_path):
     # Rank 1 is a new process that composes its config from the command line again.
     cpu_ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
@@ -98,6 +104,7 @@ def test_multirun_of_ddp_cpu_jobs(tmp_path):
         assert run.results(job)["run_info"]["seed"] == seed
 
 
+@pytest.mark.slow  # ~25 s: 2 worker processes, each forking 2 ranks
 def test_joblib_workers_run_ddp_cpu_jobs(tmp_path):
     # Fork-based DDP inside loky worker processes.
     run = train(
@@ -121,3 +128,14 @@ def test_subprocess_ddp_inside_a_multirun_is_refused(run_cli):
         assert results["status"] == "failed"
         assert results["error"].startswith("trainer.strategy='ddp' is not allowed; expected ")
         assert "hydra/launcher=slurm" in results["error"]
+
+
+def test_subprocess_ddp_inside_a_multirun_is_allowed_for_the_tasks_of_a_slurm_job(monkeypatch):
+    ddp = OmegaConf.create({"strategy": "ddp"})
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    with pytest.raises(ConfigError, match="hydra/launcher=slurm"):
+        check_strategy(ddp, multirun=True)
+    check_strategy(ddp, multirun=False)  # a single run: Lightning re-launches the command
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    check_strategy(ddp, multirun=True)  # SLURM started every rank, each runs this one job

@@ -69,8 +69,8 @@ def ranks_started_by_submitit() -> bool:
 def check_precision(trainer: DictConfig) -> None:
     """A known precision, and no float16 autocast on CPU: Lightning would quietly train in
     bfloat16 instead of what the config says."""
-    precision = str(trainer.get("precision", "32-true"))
-    if precision not in PRECISIONS:
+    precision = trainer.get("precision", "32-true")
+    if precision not in PRECISIONS:  # also Lightning's older 16, 32, "bf16": one name each
         raise ConfigError("trainer.precision", precision, list(PRECISIONS))
     if precision == "16-mixed" and not _trains_on_gpu(trainer):
         raise ConfigError(

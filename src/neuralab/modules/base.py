@@ -30,6 +30,8 @@ class MetricsModule(L.LightningModule):
         self.example_input_array = torch.zeros(2, in_features)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, F) -> (B, out_features)
+        if torch.jit.is_tracing():  # TensorBoard's graph: torch.jit cannot trace a net
+            return self.net.forward(x)  # compiled by model.compile=true, so trace it plainly
         return self.net(x)
 
     def _log_epoch(self, stage: str) -> None:

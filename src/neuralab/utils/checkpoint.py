@@ -65,6 +65,7 @@ def load_checkpoint(path: Path, setting: str = "ckpt_path") -> dict:
 
 # What a run learns; the rest (trainer, logger, callbacks, paths) is how it is run.
 TRAINING_SECTIONS = ("data", "model", "module", "loss", "optimizer", "scheduler", "init", "seed")
+RUN_ONLY = frozenset({"model.compile"})  # a run may resume with compilation switched on or off
 
 
 def check_weights_fit(
@@ -93,6 +94,7 @@ def check_same_training(checkpoint: dict, config: Mapping, path: Path, setting: 
         d
         for section in TRAINING_SECTIONS
         for d in config_differences(saved.get(section), config.get(section), section)
+        if d.partition("=")[0] not in RUN_ONLY  # model.compile: how the net runs, not what
     ]
     if differ:
         raise ConfigError(

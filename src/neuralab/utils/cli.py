@@ -30,6 +30,18 @@ def quiet_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
+def log_files_on_rank_zero_only() -> None:
+    """Ranks > 0 of subprocess DDP (trainer=ddp) and of a SLURM job re-run the command into
+    the same run dir: only rank 0 writes the run's log file (rank_zero_only.rank comes
+    from the environment the launcher set: LOCAL_RANK, RANK, SLURM_PROCID)."""
+    if rank_zero_only.rank == 0:
+        return
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
+
+
 def report_config_errors(
     task: Callable[[DictConfig], float | None],
 ) -> Callable[[DictConfig], float | None]:

@@ -33,7 +33,13 @@ from neuralab.callbacks.divergence import Diverged
 from neuralab.callbacks.signals import RunInterrupted
 from neuralab.errors import ConfigError
 from neuralab.sweep.optuna_pruning import Pruned
-from neuralab.utils.cli import find_config_error, log, quiet_known_warnings, write_json
+from neuralab.utils.cli import (
+    find_config_error,
+    log,
+    log_files_on_rank_zero_only,
+    quiet_known_warnings,
+    write_json,
+)
 from neuralab.utils.run_dirs import DIVERGED, FAILED, INTERRUPTED, PRUNED, RESULTS
 from neuralab.utils.run_info import RUN_INFO
 
@@ -46,6 +52,7 @@ def run_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
 
     def wrapped(cfg: DictConfig) -> float | None:
         quiet_known_warnings()
+        log_files_on_rank_zero_only()
         started = time.time()
         try:
             return task(cfg)
