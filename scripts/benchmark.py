@@ -117,7 +117,7 @@ def run_neuralab(overrides: list[str], epochs: int, out_dir: Path) -> dict:
         str(TRAIN),
         *overrides,
         f"trainer.max_epochs={epochs}",
-        "callbacks.early_stopping=null",
+        "++callbacks.early_stopping=null",  # ++: also for variants without callbacks
         f"hydra.run.dir={out_dir}",
     ]
     start = time.time()
@@ -159,7 +159,7 @@ def compare_multirun(jobs: int, epochs: int, tmp: Path, extra: list[str]) -> dic
         "-m",
         f"seed={seeds}",
         f"trainer.max_epochs={epochs}",
-        "callbacks.early_stopping=null",
+        "++callbacks.early_stopping=null",  # ++: also for variants without callbacks
         f"hydra.sweep.dir={tmp / 'multirun'}",
         *extra,
     ]

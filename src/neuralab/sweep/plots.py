@@ -25,6 +25,11 @@ STAGES = ("train", "val")  # stages with a curve per epoch and a final_<stage>_<
 
 def load_curves(job_dir: Path) -> dict[str, list[float]]:
     """Scalar tag -> values in step order, from every event file in the job dir."""
+    return {tag: [v for _, v in points] for tag, points in load_points(job_dir).items()}
+
+
+def load_points(job_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Scalar tag -> (step, value) pairs in step order, from every event file in the job dir."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     others = ("images", "audio", "histograms", "compressedHistograms", "tensors")
@@ -39,7 +44,9 @@ def load_curves(job_dir: Path) -> dict[str, list[float]]:
         events.Reload()
     finally:
         tb_log.setLevel(level)
-    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }
 
 
 def summary_key(metric: str) -> str:
