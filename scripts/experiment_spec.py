@@ -103,9 +103,9 @@ def reported_names(conf_dir: Path = CONF_DIR) -> list[str]:
 
 def load(name: str, conf_dir: Path = CONF_DIR) -> Experiment:
     """conf/experiment/<name>.yaml as an Experiment; an unknown name lists the allowed ones."""
-    allowed = reported_names(conf_dir)
-    if name not in allowed:
-        raise ConfigError("experiment", name, allowed or ["(no experiment has a report: block)"])
+    if name not in config_names(conf_dir):
+        allowed = reported_names(conf_dir) or ["(no experiment has a report: block)"]
+        raise ConfigError("experiment", name, allowed)
     return from_dict(name, read_yaml(Path(conf_dir) / f"{name}.yaml"))
 
 

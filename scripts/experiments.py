@@ -17,6 +17,7 @@ report: block; an unknown name is refused with the allowed ones (exit 2).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,8 @@ from neuralab.sweep.results import OK, collect
 DEFAULT_LOGS = Path("logs/experiments")
 NOTES_SCRIPT = ROOT / "scripts" / "notes_checks.py"
 NOTES_JSON = "notes_checks.json"
+# No progress bar in the log files; job dir names and the report leave these out.
+QUIET = ["trainer.enable_progress_bar=false", "++callbacks.progress_bar=null"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--logs", "--root", type=Path, help=f"sweep dirs' parent (default: {DEFAULT_LOGS})"
     )
     parser.add_argument("--smoke", action="store_true", help="add each report.smoke")
-    parser.add_argument("--out", type=Path, default=Path("docs/EXPERIMENTS.md"))
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "EXPERIMENTS.md")
     parser.add_argument("--notes", type=Path, help="notes checks JSON (default: <logs>/...)")
     parser.add_argument("--allow-missing", action="store_true", help="exit 0 if some not run")
     return parser.parse_args(argv)
@@ -57,15 +60,23 @@ def run_one(exp: Experiment, logs: Path, smoke: bool) -> int:
         shutil.rmtree(sweep_dir)
     logs.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "neuralab.train", "-m", f"experiment={exp.name}"]
-    cmd += [f"hydra.sweep.dir={sweep_dir.resolve()}", *(exp.smoke if smoke else [])]
+    cmd += [f"hydra.sweep.dir={sweep_dir.resolve()}", *QUIET, *(exp.smoke if smoke else [])]
+    # One torch thread: these nets are tiny, and two threads' OpenMP hand-offs made them
+    # ~4x slower on a 2-core machine shared with other work (measured). A value the
+    # caller set wins.
+    env = {"OMP_NUM_THREADS": "1", **os.environ}
     start = time.perf_counter()
     with log.open("w") as out:
-        code = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    code = proc.returncode
     seconds = time.perf_counter() - start
     jobs = collect(sweep_dir) if sweep_dir.is_dir() else []
     ok = sum(1 for j in jobs if j.status == OK)
-    print(f"{exp.name}: exit {code}, {len(jobs)} jobs ({ok} ok) in {seconds:.1f} s -> "
-          f"{sweep_dir} (log {log})", flush=True)
+    print(
+        f"{exp.name}: exit {code}, {len(jobs)} jobs ({ok} ok) in {seconds:.1f} s -> "
+        f"{sweep_dir} (log {log})",
+        flush=True,
+    )
     return code
 
 

@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from experiment_results import Row, SweepTable, build, write_figure
-from experiment_spec import Experiment
+from experiment_spec import ROOT, Experiment
 
 from neuralab.errors import ConfigError
 from neuralab.sweep.results import OK
@@ -24,6 +24,12 @@ from neuralab.sweep.results import OK
 NOTES_KEYS = ("statement", "source", "verdict", "measured", "test")
 NOTES_COMMAND = "python scripts/notes_checks.py --out logs/experiments/notes_checks.json"
 PACKAGES = ("torch", "lightning", "hydra-core", "torchmetrics", "scikit-learn")
+
+
+def shown(path: Path) -> str:
+    """A path as the doc shows it: relative to the repository, never this machine's root."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
 
 
 def anchor(name: str) -> str:
@@ -56,33 +62,45 @@ def table_lines(table: SweepTable) -> list[str]:
     for row in rows:
         n = len(row.group.jobs)
         cells = [f"`{v}`" for v in row.axes.values()] or [row.label]
-        cells += [str(n), *(cell(row.group.stats(c), n) for c in columns)]
+        cells += [str(n), *(cell(row.stats(c), n) for c in columns)]
         lines.append("| " + " | ".join(cells + ([_status(row)] if show_status else [])) + " |")
     return lines
 
 
+def _names(rows: list[Row]) -> str:
+    return ", ".join(f"`{r.label}`" for r in rows)
+
+
 def outcome(table: SweepTable) -> str:
-    """One sentence from the numbers: highest and lowest configuration by the first column."""
+    """One sentence from the numbers: highest and lowest configurations by the first column."""
     column = table.experiment.table[0]
-    ranked = [(r.group.stats(column), r) for r in table.rows]
-    ranked = sorted(((s, r) for s, r in ranked if s is not None), key=lambda sr: sr[0][0])
-    if not ranked:
+    stats = [(r.stats(column), r) for r in table.rows]
+    stats = [(s, r) for s, r in stats if s is not None]
+    if not stats:
         return f"No job ended ok with a value of `{column}`."
-    (lo, lo_row), (hi, hi_row) = ranked[0], ranked[-1]
-    if len(ranked) == 1:
-        return f"`{column}` is {hi[0]:.4g} for `{hi_row.label}` (the only configuration with one)."
-    gap, spread = hi[0] - lo[0], hi[1] + lo[1]
-    verdict = (
-        "larger than the two standard deviations combined"
-        if gap > spread
-        else "within the seed-to-seed spread"
-    )
-    text = (
-        f"Highest `{column}`: `{hi_row.label}` ({hi[0]:.4g}); lowest: `{lo_row.label}` "
-        f"({lo[0]:.4g}); the difference, {gap:.3g}, is {verdict} ({spread:.2g})."
-    )
+    hi = max(s[0] for s, _ in stats)
+    lo = min(s[0] for s, _ in stats)
+    top = [(s, r) for s, r in stats if s[0] == hi]
+    low = [(s, r) for s, r in stats if s[0] == lo]
+    if hi == lo:
+        text = f"`{column}` is {hi:.4g} for every configuration ({len(stats)})."
+    else:
+        text = (
+            f"Highest `{column}` ({hi:.4g}): {_names([r for _, r in top])}; "
+            f"lowest ({lo:.4g}): {_names([r for _, r in low])}. "
+        )
+        text += _spread(hi - lo, [s for s, _ in top + low])
     bad = sum(1 for job in table.jobs if job.status != OK)
     return text + (f" {bad} of {len(table.jobs)} jobs did not end ok." if bad else "")
+
+
+def _spread(gap: float, stats: list[tuple[float, float, int]]) -> str:
+    """Is the gap bigger than seed noise? Only said when every side has 2+ seeds."""
+    if any(n < 2 for _, _, n in stats):
+        return f"The difference is {gap:.3g} (fewer than 2 seeds: no spread to compare with)."
+    spread = max(std for _, std, _ in stats) * 2
+    verdict = "larger" if gap > spread else "not larger"
+    return f"The difference, {gap:.3g}, is {verdict} than twice the largest std ({spread:.2g})."
 
 
 def experiment_section(exp: Experiment, logs: Path, figures: Path, doc_dir: Path) -> list[str]:
@@ -92,7 +110,7 @@ def experiment_section(exp: Experiment, logs: Path, figures: Path, doc_dir: Path
     sweep_dir = logs / exp.name
     if not sweep_dir.is_dir():
         return head + [
-            f"**Not run yet**: no sweep dir `{sweep_dir}`. Run "
+            f"**Not run yet**: no sweep dir `{shown(sweep_dir)}`. Run "
             f"`{exp.run_command(f'logs/experiments/{exp.name}')}`, then regenerate this file.",
             "",
         ]
@@ -100,8 +118,7 @@ def experiment_section(exp: Experiment, logs: Path, figures: Path, doc_dir: Path
     figure = write_figure(table, figures / f"{exp.name}.png")
     jobs, ok = len(table.jobs), sum(1 for j in table.jobs if j.status == OK)
     wall = sum(j.wall_time_s or 0.0 for j in table.jobs)
-    lines = head + [f"{jobs} jobs ({ok} ok), {wall:.0f} s of training in all. "
-                    "Cells: mean ± std over the seeds that ended ok."]
+    lines = head + [f"{jobs} jobs ({ok} ok), {wall:.0f} s of training in all."]
     if table.extra:
         extra = " ".join(table.extra)
         lines[-1] += f" **Run with extra overrides `{extra}`: a reduced run, not the full sweep.**"
@@ -150,19 +167,30 @@ def intro(experiments: list[Experiment]) -> list[str]:
     versions = ", ".join(f"{p} {_version(p)}" for p in PACKAGES)
     lines = ["# Experiments", "", "<!-- Generated by `python scripts/experiments.py report`;"]
     lines += ["do not edit by hand: edit the experiment configs and regenerate. -->", ""]
-    lines += [f"Generated {date} on {os.cpu_count()} CPU cores ({platform.machine()}), "
-              f"Python {platform.python_version()}, {versions}.", ""]
-    lines += ["Each experiment is one config, `conf/experiment/<name>.yaml`: a sweep over the "
-              "settings it compares, 3 seeds each unless its section says otherwise.", ""]
+    lines += [
+        f"Generated {date} on {os.cpu_count()} CPU cores ({platform.machine()}), "
+        f"Python {platform.python_version()}, {versions}.",
+        "",
+    ]
+    lines += [
+        "Each experiment is one config, `conf/experiment/<name>.yaml`: a sweep over the "
+        "settings it compares, 3 seeds each unless its section says otherwise.",
+        "",
+    ]
+    lines += [
+        "Table cells are mean ± std over seeds: over the seeds that ended ok for summary "
+        "metrics (as in a sweep's results.md), over every finished seed for derived measures "
+        "(`neuralab.sweep.measures`, which may be about failure itself, like `diverged`); "
+        "`(n=k)` marks a cell only k seeds gave a number for.",
+        "",
+    ]
     lines += ["Reproduce everything (runs every sweep, the notes checks, then this file):", ""]
     lines += ["```bash", "python scripts/experiments.py all", "```", ""]
     lines += [f"- [{e.title}](#{e.name})" for e in experiments]
     return lines + ["- [Where the notes are wrong](#notes)", ""]
 
 
-def write_report(
-    experiments: list[Experiment], logs: Path, out: Path, notes: Path
-) -> list[str]:
+def write_report(experiments: list[Experiment], logs: Path, out: Path, notes: Path) -> list[str]:
     """Write the doc (figures next to it in figures/); returns the experiments not run yet."""
     figures = out.parent / "figures"
     lines = intro(experiments)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -78,7 +79,9 @@ def markdown(report: dict) -> str:
     names = list(report["workloads"])
     lines = [
         f"Measured by `{report['command']}` ({report['date']}, {report['cpus']} CPU cores; "
-        f"medians of {report['repeats']} alternating repeats). Samples/s of neuralab-train "
+        f"medians of {report['repeats']} alternating repeats; 1-minute load average "
+        f"{report['load_before']:.1f} before, {report['load_after']:.1f} after). "
+        "Samples/s of neuralab-train "
         "as a fraction of the plain loop's; each row adds one part to the row above.",
         "",
         "| configuration | " + " | ".join(names) + " |",
@@ -105,11 +108,13 @@ def main(argv: list[str] | None = None) -> dict:
         "date": time.strftime("%Y-%m-%d"),
         "cpus": benchmark.environment()["cpus"],
         "repeats": args.repeats,
+        "load_before": os.getloadavg()[0],  # other work on the machine skews the figures
         "workloads": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
         for name, (overrides, epochs) in workloads.items():
             report["workloads"][name] = measure(name, overrides, epochs, args.repeats, Path(tmp))
+    report["load_after"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(markdown(report))

@@ -214,7 +214,7 @@ CASES = [
         "experiment=nosuch",
         "train",
         ["experiment=nosuch"],
-        ["Could not find 'experiment/nosuch'", "Available options", "xor_mlp"],
+        ["Could not find 'experiment/nosuch'", "Available options", "perceptron_gates"],
         hydra=True,
     ),
     Case(

@@ -32,12 +32,6 @@ def trained(run: Run) -> dict:
     return results
 
 
-def only_run_dir(run: Run, task: str) -> Path:
-    dirs = run.run_dirs(task)
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
 # --- what the models learn -------------------------------------------------------------
 
 
@@ -60,19 +54,6 @@ def test_mlp_learns_xor(run_cli):
     results = trained(run_cli("train", *XOR_MLP, "trainer.max_epochs=20"))
     assert results["metrics"]["test_acc"] == 1.0
     assert results["hparams"]["width"] == 8 and results["hparams"]["activation"] == "tanh"
-
-
-def test_xor_mlp_experiment(run_cli):
-    run = run_cli("train", "experiment=xor_mlp")
-    assert run.code == 0, run.out
-    # The experiment names its own task: logs/xor_mlp/runs/<time>/.
-    results = run.results(only_run_dir(run, "xor_mlp"))
-    assert results["status"] == "ok"
-    assert results["metrics"]["test_acc"] == 1.0
-    hp = results["hparams"]
-    assert (hp["data"], hp["model"], hp["optimizer"]) == ("xor", "mlp", "adam")
-    assert (hp["hidden_sizes"], hp["activation"], hp["lr"]) == ("8", "tanh", 0.05)
-    assert hp["max_epochs"] == 60
 
 
 # --- multirun and multi-process --------------------------------------------------------
