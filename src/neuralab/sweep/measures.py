@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from neuralab.sweep.plots import load_points
+
 # epochs_to_target when the job's config has no `report.target`.
 DEFAULT_TARGET = 0.9
 FIRST_LAYER_GRAD = "grad_norm/layer00_"  # + the first Linear's name (callbacks/norms.py)
@@ -51,14 +53,9 @@ def _config(job_dir: Path) -> dict:
 
 @functools.lru_cache(maxsize=8)
 def _scalars_cached(job_dir: str, _stamp: tuple) -> dict[str, list[tuple[int, float]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    others = ("images", "audio", "histograms", "compressedHistograms", "tensors")
-    events = EventAccumulator(job_dir, size_guidance={"scalars": 0, **dict.fromkeys(others, 1)})
-    events.Reload()
-    return {
-        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
-    }
+    # Several measures of one table read the same job: read its event files once
+    # (the stamp changes when they do).
+    return load_points(Path(job_dir))
 
 
 def scalars(job_dir: Path) -> dict[str, list[tuple[int, float]]]:
