@@ -15,7 +15,7 @@ SLURM sends it on preemption too. How a job then continues, in the same job dir:
 
 A job that SLURM requeues by itself (a preemption without the signal) runs its first
 submission again; `SLURM_RESTART_COUNT` tells it apart and it resumes too. Hydra imports
-this module for every command, so it imports nothing heavy and nothing of neuralab's.
+this module for every command, so it imports nothing heavy (run_dirs needs no torch).
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from typing import Any
 
 from hydra.core.utils import JobReturn
 
+from neuralab.utils.run_dirs import RESUME_KEYS
+
 try:  # the `sweeps` extra: without it these launchers do not exist (and Hydra says so)
     from hydra_plugins.hydra_submitit_launcher import submitit_launcher as stock
 except ImportError:  # pragma: no cover - depends on what is installed
     stock = None
 
 REQUEUE_SIGNAL = signal.SIGUSR2  # submitit's default (SUBMITIT_PREEMPT_SIGNAL changes it)
-RESUME_KEYS = ("resume", "ckpt_path")
 
 
 def with_resume(overrides: Sequence[str]) -> list[str]:

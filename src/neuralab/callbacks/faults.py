@@ -69,9 +69,8 @@ class PauseAt(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if trainer.global_step != self.at_step or self.marker.exists():
+        if not _first_time_at(trainer, self.at_step, self.marker):
             return
-        self.marker.write_text(str(trainer.global_step))
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline and not _stop_requested(trainer):
             time.sleep(0.02)  # the signal handler runs between these sleeps
@@ -97,10 +96,18 @@ class SignalAt(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if trainer.global_step != self.at_step or self.marker.exists():
+        if not _first_time_at(trainer, self.at_step, self.marker):
             return
-        self.marker.write_text(str(trainer.global_step))
         os.kill(os.getpid(), self.signum)  # handled before the next callback runs
+
+
+def _first_time_at(trainer: L.Trainer, at_step: int | None, marker: Path) -> bool:
+    """True once: at step `at_step`, when `marker` does not exist yet (it is written now,
+    so the resumed or requeued run of the same job passes that step untouched)."""
+    if trainer.global_step != at_step or marker.exists():
+        return False
+    marker.write_text(str(trainer.global_step))
+    return True
 
 
 def _stop_requested(trainer: L.Trainer) -> bool:
