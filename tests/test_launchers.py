@@ -99,6 +99,7 @@ def test_submitit_local_requeues_a_preempted_job_and_it_resumes(tmp_path):
         f"+callbacks.fault._target_={SignalAt.__module__}.{SignalAt.__name__}",
         "+callbacks.fault.at_step=6,null",
         f"+callbacks.fault.marker={marker}",
+        "data.steps_per_chunk=1",  # batch hooks at every step, so at step 6 (mid-epoch)
     ]
     run = sweep(tmp_path, "hydra/launcher=submitit_local", "trainer.max_epochs=2", *fault)
     stopped, reference = assert_jobs_ok(run, 2, epochs=2)

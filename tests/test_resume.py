@@ -29,7 +29,16 @@ from neuralab.data.loader import EpochSampler, InMemoryLoader
 from neuralab.utils.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
 
 TRAIN = str(Path(sys.executable).parent / "neuralab-train")
-EXACT = ["model=mlp_dropout", "scheduler=onecycle", "trainer.max_epochs=3", *FAST["train"]]
+# Chunks of 5 steps (20 an epoch): the pauses below land on chunk boundaries, mid-epoch.
+# Every save written at once, so a SIGKILL finds the newest epoch's last.ckpt on disk.
+EXACT = [
+    "model=mlp_dropout",
+    "scheduler=onecycle",
+    "trainer.max_epochs=3",
+    "data.steps_per_chunk=5",
+    "callbacks.model_checkpoint.min_interval_s=0",
+    *FAST["train"],
+]
 QUICK = ["debug=limit", *FAST["train"]]  # 5 steps an epoch, 3 epochs, in-process
 
 

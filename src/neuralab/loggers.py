@@ -4,7 +4,8 @@ Lightning calls `logger.save()` after every `log_metrics` (twice an epoch here: 
 and val), and TensorBoardLogger.save() flushes the event file and checks for
 hparams.yaml through fsspec: about a millisecond each time, a sizeable share of a
 ~9 ms digits epoch. Flushing every `flush_every_s` seconds keeps the dashboard live;
-the end of the run (finalize) always flushes.
+a checkpoint write and the end of the run (finalize) always flush, so the events of
+every checkpointed step are on disk: a run killed and resumed shows no gap.
 """
 
 from __future__ import annotations
@@ -28,3 +29,8 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         if now - self._last_flush >= self.flush_every_s:
             self._last_flush = now
             super().save()
+
+    @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        self._last_flush = time.monotonic()
+        super().save()

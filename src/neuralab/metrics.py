@@ -56,6 +56,16 @@ class EpochMetrics:
         batch = torch.stack([loss * n, loss.new_full((), n), *stats])
         self.sums = batch if self.sums is None else self.sums + batch
 
+    def update_chunk(self, outputs: list[Tensor], targets: list[Tensor], losses: list[Tensor]) -> None:
+        """`update` for the batches of one chunk at once: a handful of device ops per
+        chunk instead of per step (the losses are batch means, weighted here by size)."""
+        if len(outputs) == 1:
+            self.update(outputs[0], targets[0], losses[0])
+            return
+        counts = losses[0].new_tensor([len(t) for t in targets], dtype=torch.float32)
+        mean = (torch.stack(losses).float() * counts).sum() / counts.sum()
+        self.update(torch.cat(outputs), torch.cat(targets), mean)
+
     def compute(self, reduce_sum: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
         """Means over every sample seen this epoch (on every rank)."""
         if self.sums is None:

@@ -89,6 +89,7 @@ class Diagnostics(Callback):
         # Gradients are complete here (after backward / accumulation, before clipping).
         if not _active(trainer):
             return
+        self._finish_norms()  # a chunk's previous step: its weights are the updated ones
         if self._norms is not None and trainer.global_step % self.every_n_steps == 0:
             self._norm_step = trainer.global_step
             self._norms.before_step()
@@ -105,7 +106,11 @@ class Diagnostics(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if self._norms is not None and self._norms.pending:  # the step has been taken
+        self._finish_norms()
+
+    def _finish_norms(self) -> None:
+        """Complete a measured step once it has been taken (the update ratio needs it)."""
+        if self._norms is not None and self._norms.pending:
             self._buffer.append((self._norm_step, self._norms.after_step()))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -54,11 +54,12 @@ class DivergenceGuard(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        loss = _loss_of(outputs)
-        if loss is None:  # manual optimization (the perceptron rule) returns nothing
+        losses = _loss_of(outputs)
+        if losses is None:  # manual optimization (the perceptron rule) returns nothing
             return
-        self._record(loss.detach().float())
-        if trainer.global_step % self.every == 0:
+        self._record(losses.detach().float())
+        # Checked when a multiple of N steps was passed (a chunk takes several at once).
+        if trainer.global_step // self.every != self._step // self.every:
             self.check()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -69,13 +70,16 @@ class DivergenceGuard(Callback):
     ) -> None:
         self.check()  # raising here aborts the save before anything is written
 
-    def _record(self, loss: Tensor) -> None:
+    def _record(self, losses: Tensor) -> None:
+        """Remember the first non-finite of `losses`, the steps `self._step`, +1, ..."""
         if self._first_step is None:
-            self._first_step = torch.full((), -1, dtype=torch.long, device=loss.device)
-            self._first_value = torch.zeros((), device=loss.device)
-        new = ~torch.isfinite(loss) & (self._first_step < 0)
-        self._first_step = torch.where(new, self._step, self._first_step)
-        self._first_value = torch.where(new, loss, self._first_value)
+            self._first_step = torch.full((), -1, dtype=torch.long, device=losses.device)
+            self._first_value = torch.zeros((), device=losses.device)
+        bad = ~torch.isfinite(losses)
+        first = bad.int().argmax()  # the first bad step of these (0 when none is bad)
+        new = bad.any() & (self._first_step < 0)
+        self._first_step = torch.where(new, self._step + first, self._first_step)
+        self._first_value = torch.where(new, losses[first], self._first_value)
 
     def check(self) -> None:
         """Raise Diverged if any loss so far was not finite (one host sync)."""
@@ -88,8 +92,11 @@ class DivergenceGuard(Callback):
 
 
 def _loss_of(outputs: Any) -> Tensor | None:
+    """(S,) the losses of the S steps just taken: one, or every step of a chunk."""
     if isinstance(outputs, Tensor):
-        return outputs
+        return outputs.reshape(1)
+    if isinstance(outputs, dict) and isinstance(outputs.get("step_losses"), Tensor):
+        return outputs["step_losses"]
     if isinstance(outputs, dict) and isinstance(outputs.get("loss"), Tensor):
-        return outputs["loss"]
+        return outputs["loss"].reshape(1)
     return None

@@ -5,6 +5,8 @@ a signal sent to the run itself.
 Each takes `at_step` (the trainer's global step, i.e. optimizer steps done before the
 batch); `null` never fires, so a sweep can turn a fault on for one job only:
     neuralab-train -m debug=diverge callbacks.poison_weights.at_step=null,7
+Batch hooks run once per chunk when batches come in chunks (`data.steps_per_chunk`),
+so `at_step` must be a chunk boundary there, or set `data.steps_per_chunk=1`.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from neuralab.data.loader import batches_of
+
 
 def process_start_time() -> float | None:
     """Unix time this process started (Linux), or None elsewhere."""
@@ -58,8 +60,9 @@ class RunTimer(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        self.samples += len(batch[0])  # host-side shape: no device sync
-        self.steps += 1
+        batches = batches_of(batch)  # a chunk is several batches (optimizer steps)
+        self.samples += sum(len(b[0]) for b in batches)  # host-side shapes: no device sync
+        self.steps += len(batches)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.train_end = time.time()

@@ -16,6 +16,13 @@ yielded in it, and after `load_state_dict()` the next pass over that epoch skips
 them, so a run resumed mid-epoch trains on exactly the batches it had left.
 Lightning saves and restores this state in the fit loop's checkpoint state (its
 length is known, so Lightning does not prefetch: yielded == trained at a batch end).
+
+Chunks: Lightning's loop costs a few hundred microseconds per `training_step` call
+(hooks over every callback, the optimization closure, progress bookkeeping), as much
+as a whole optimizer step of a small MLP. With `steps_per_chunk=K` the loader yields a
+*list* of K batches (one gather, then views), and the module takes their K optimizer
+steps in one call (`neuralab.modules.chunk`), so Lightning's per-call cost is paid
+once per K steps. K=1 yields plain batches: Lightning's usual loop.
 """
 
 from __future__ import annotations
@@ -72,26 +79,38 @@ class InMemoryLoader:
         batch_size: int,
         sampler: EpochSampler,
         device: torch.device | str = "cpu",
+        steps_per_chunk: int = 1,
     ):
         self.tensors = tuple(t.to(device) for t in tensors)
-        self.batch_size = batch_size
+        self.batch_size, self.steps_per_chunk = batch_size, steps_per_chunk
         # Lightning looks up these two attributes to call set_epoch / detect shuffling.
         self.sampler, self.batch_sampler = sampler, None
-        self._yielded = 0  # batches yielded by the current pass: the resume position
+        self._yielded = 0  # batches (not chunks) yielded by this pass: the resume position
         self._resume: dict[str, int] | None = None  # set by load_state_dict
 
-    def __len__(self) -> int:
+    @property
+    def num_batches(self) -> int:
+        """Batches, i.e. optimizer steps, in one epoch of this rank."""
         return math.ceil(len(self.sampler) / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+    def __len__(self) -> int:  # items per epoch: chunks (Lightning's training_step calls)
+        return math.ceil(self.num_batches / self.steps_per_chunk)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...] | list[tuple[Tensor, ...]]]:
         # A generator: this body runs at the first next(), after Lightning's set_epoch.
         skip = self._take_resume_position()
         idx = self.sampler.indices().to(self.tensors[0].device)  # one copy per epoch
         self._yielded = skip
-        for start in range(skip * self.batch_size, len(idx), self.batch_size):
-            batch_idx = idx[start : start + self.batch_size]
-            self._yielded += 1
-            yield tuple(t[batch_idx] for t in self.tensors)
+        rows = self.batch_size * self.steps_per_chunk
+        for start in range(skip * self.batch_size, len(idx), rows):
+            chunk = tuple(t[idx[start : start + rows]] for t in self.tensors)
+            if self.steps_per_chunk == 1:
+                self._yielded += 1
+                yield chunk
+                continue
+            batches = list(zip(*(t.split(self.batch_size) for t in chunk), strict=True))
+            self._yielded += len(batches)
+            yield batches
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.sampler.epoch, "batches": self._yielded}
@@ -111,3 +130,9 @@ class InMemoryLoader:
         if resume is None or resume["epoch"] != self.sampler.epoch:
             return 0
         return resume["batches"]
+
+
+def batches_of(item: tuple[Tensor, ...] | list[tuple[Tensor, ...]]) -> list[tuple[Tensor, ...]]:
+    """The batches in one loader item: a chunk is a list of them, a plain batch is one."""
+    return item if isinstance(item, list) else [item]
+

@@ -36,6 +36,7 @@ class ArrayDataModule(L.LightningDataModule):
         test_fraction: float = 0.15,
         standardize: bool = True,
         in_memory: bool = True,
+        steps_per_chunk: int = 100,
         num_workers: int = 0,
         seed: int = 0,
         params: dict | None = None,
@@ -43,7 +44,11 @@ class ArrayDataModule(L.LightningDataModule):
         super().__init__()
         self.load = find_source(source)  # a name from SOURCES or a dotted path
         lookup({CLASSIFICATION: 1, REGRESSION: 1}, "data.task", task)
-        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        for name, value in (
+            ("batch_size", batch_size),
+            ("eval_batch_size", eval_batch_size),
+            ("steps_per_chunk", steps_per_chunk),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"data.{name}", value, "an integer >= 1")
         if not (
@@ -59,6 +64,7 @@ class ArrayDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.standardize, self.in_memory, self.num_workers = standardize, in_memory, num_workers
+        self.steps_per_chunk = steps_per_chunk
         self.seed, self.params = seed, dict(params or {})
         self.splits: dict[str, Split] = {}
 
@@ -150,7 +156,25 @@ class ArrayDataModule(L.LightningDataModule):
         sampler = EpochSampler(
             len(tensors[0]), shuffle=train, seed=self.seed, rank=rank, world_size=world, pad=train
         )
-        return InMemoryLoader(tensors, batch_size, sampler, device=device)
+        chunk = self.steps_per_chunk if train and trainer and chunks_allowed(trainer) else 1
+        return InMemoryLoader(tensors, batch_size, sampler, device=device, steps_per_chunk=chunk)
+
+
+def chunks_allowed(trainer: L.Trainer) -> bool:
+    """Whether training batches may come in chunks of several optimizer steps.
+
+    Not where a setting counts batches as Lightning's `training_step` calls (limits,
+    fast_dev_run, overfit_batches, mid-epoch validation, accumulation), nor with several
+    processes: DDP syncs gradients once per forward of its wrapper, i.e. once per call.
+    """
+    per_call = (
+        trainer.limit_train_batches != 1.0
+        or trainer.fast_dev_run
+        or trainer.overfit_batches
+        or trainer.val_check_interval != 1.0
+        or trainer.accumulate_grad_batches != 1
+    )
+    return trainer.world_size == 1 and not per_call
 
 
 def _targets(y: np.ndarray, task: str) -> Tensor:

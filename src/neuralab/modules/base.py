@@ -44,25 +44,49 @@ class MetricsModule(L.LightningModule):
             # Epochs completed: with fork/spawn DDP only logged metrics reach the
             # parent process, so this is how results.json learns the count.
             logged[EPOCHS_TAG] = float(self.current_epoch + 1)
-        if stage == "val" and not self.trainer.sanity_checking:
+            logged.update(self._epoch_start_logs)
+        if self.trainer.sanity_checking:
+            return
+        if stage == "val":
             for k, v in values.items():
                 self.best[k] = v if k not in self.best else better(k, self.best[k], v)
                 logged[best_tag(k)] = self.best[k]
-        # Already reduced over ranks: sync_dist would average twice.
-        self.log_dict(logged, sync_dist=False)
+        if self.trainer.state.fn == "fit":
+            # Lightning logs train epoch values at the epoch's last step (0-based).
+            last = self.trainer.fit_loop.epoch_loop._batches_that_stepped - 1
+            self.publish(logged, step=last if stage == "train" else None)
+        else:  # trainer.test/validate return (and print) what went through self.log
+            self.log_dict(logged, sync_dist=False)  # already reduced: no second average
+
+    def publish(self, metrics: dict[str, Tensor | float], step: int | None = None) -> None:
+        """Epoch values to where `self.log_dict` would put them, without its cost.
+
+        `self.log` builds and updates a torchmetrics object per key (~0.15 ms a key on
+        CPU: ~1.5 ms an epoch here, a sixth of a digits epoch). These values are already
+        reduced over ranks, so they go straight to `trainer.callback_metrics` (read by
+        checkpointing, early stopping, pruning and results.json; device tensors, as
+        Lightning keeps them) and, as floats (one host sync), to every logger at `step`
+        (default: the step Lightning would use now).
+        """
+        trainer = self.trainer
+        tensors = {k: torch.as_tensor(v, device=self.device).float() for k, v in metrics.items()}
+        trainer.callback_metrics.update(tensors)
+        if trainer.loggers:
+            floats = torch.stack(list(tensors.values())).tolist()
+            trainer._logger_connector.log_metrics(dict(zip(tensors, floats, strict=True)), step)
 
     def on_train_epoch_start(self) -> None:
         self.metrics["train"].reset()
         self._epoch_start_logs = {}
 
     def log_at_epoch_start(self, name: str, value: float) -> None:
-        """`self.log` for a value logged once in on_train_epoch_start (the epoch's lr).
+        """Log a value taken in on_train_epoch_start (the epoch's lr) with the epoch's
+        train metrics, at the epoch's end step.
 
-        Lightning skips on_train_epoch_start when a run resumes mid-epoch, so these
-        values are kept in the checkpoint and logged again then (on_train_start).
+        One write per epoch, as before. Lightning skips on_train_epoch_start when a run
+        resumes mid-epoch, so these values are also kept in the checkpoint.
         """
         self._epoch_start_logs[name] = float(value)
-        self.log(name, value)
 
     def on_validation_epoch_start(self) -> None:
         self.metrics["val"].reset()
@@ -101,6 +125,4 @@ class MetricsModule(L.LightningModule):
         sums = self.metrics["train"].sums  # restored on the CPU, before the move to the device
         if sums is not None:
             self.metrics["train"].sums = sums.to(self.device)
-        if self.trainer.fit_loop.restarted_mid_epoch:
-            for name, value in self._epoch_start_logs.items():
-                self.log(name, value)
+

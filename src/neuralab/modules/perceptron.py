@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from neuralab.data.loader import batches_of
 from neuralab.errors import ConfigError
 from neuralab.modules.base import MetricsModule
 from neuralab.nets.perceptron import Perceptron, scores_to_classes
@@ -40,7 +41,13 @@ class PerceptronModule(MetricsModule):
         scores = self.net(x)
         self.metrics[stage].update(scores, y, self._criterion(scores, y))
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def training_step(
+        self, batch: tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]], batch_idx: int
+    ) -> None:
+        for one in batches_of(batch):  # a chunk is several batches, one rule update each
+            self._rule_step(one)
+
+    def _rule_step(self, batch: tuple[Tensor, Tensor]) -> None:
         self._step(batch, "train")  # metrics of the weights this batch started with
         linear, lr = self.net.linear, self.hparams.lr
         with torch.no_grad():

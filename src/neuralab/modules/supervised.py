@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import functools
 
+import torch
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
+from neuralab.data.loader import batches_of
 from neuralab.modules.base import MetricsModule
+from neuralab.modules.chunk import ChunkSteps, total_steps
 from neuralab.schedulers import build_scheduler
 
 
@@ -35,6 +38,7 @@ class SupervisedModule(MetricsModule):
         super().__init__(net, task, in_features)
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
         self.loss_fn, self.optimizer_factory, self.scheduler_factory = loss, optimizer, scheduler
+        self.chunk = ChunkSteps()
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch  # x (B, F); y (B,) class indices or (B, T) targets
@@ -43,11 +47,34 @@ class SupervisedModule(MetricsModule):
         self.metrics[stage].update(outputs, y, loss)
         return loss
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._step(batch, "train")
-        return (
-            loss + self._penalty() if self.hparams.l1_penalty or self.hparams.l2_penalty else loss
-        )
+    def training_step(
+        self, batch: tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]], batch_idx: int
+    ) -> Tensor | dict[str, Tensor]:
+        """One batch, or a chunk of them: every batch but the last is stepped here
+        (`ChunkSteps`), the last one's loss goes back to Lightning's optimization."""
+        batches = self.chunk.usable(batches_of(batch))
+        outputs: list[Tensor] = []
+        losses: list[Tensor] = []
+        for x, y in batches[:-1]:
+            self.chunk.step(self._train_loss(x, y, outputs, losses))
+        loss = self._train_loss(*batches[-1], outputs, losses)
+        self.metrics["train"].update_chunk(outputs, [y for _, y in batches], losses)
+        if len(losses) == 1:
+            return loss
+        # Every step's loss, for the divergence check (which names the first bad step).
+        return {"loss": loss, "step_losses": torch.stack(losses)}
+
+    def _train_loss(
+        self, x: Tensor, y: Tensor, outputs: list[Tensor], losses: list[Tensor]
+    ) -> Tensor:
+        """The loss to minimize; the outputs and the data loss are kept for the metrics."""
+        out = self.net(x)
+        loss = self.loss_fn(out, y)
+        outputs.append(out.detach())
+        losses.append(loss.detach())
+        if self.hparams.l1_penalty or self.hparams.l2_penalty:
+            return loss + self._penalty()
+        return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
@@ -66,6 +93,10 @@ class SupervisedModule(MetricsModule):
         l2 = sum(w.pow(2).sum() for w in weights) * self.hparams.l2_penalty
         return l1 + l2
 
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self.chunk.setup(self.trainer)
+
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
         # The lr in force for this epoch (one log per epoch, not per step).
@@ -76,7 +107,7 @@ class SupervisedModule(MetricsModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = build_scheduler(
-            self.scheduler_factory, optimizer, self.trainer.estimated_stepping_batches
+            self.scheduler_factory, optimizer, total_steps(self.trainer)
         )
         config = {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}
         if self.hparams.scheduler_monitor:

@@ -1,0 +1,123 @@
+"""The optimizer steps of a chunk that Lightning does not take itself.
+
+A chunk (`neuralab.data.loader`) is K batches handed to one `training_step`. The
+module runs the first K-1 through `ChunkSteps.step` and returns the last batch's
+loss, which Lightning's automatic optimization steps as usual. Each inner step does
+what Lightning's own step does, in the same order, with the same parts:
+
+    on_before_zero_grad, zero_grad, on_before_backward, backward, on_after_backward,
+    (unscale), on_before_optimizer_step, gradient clipping, optimizer.step,
+    the per-step schedulers, the global step count
+
+so a chunked run takes exactly the steps of an unchunked one (a test compares the
+weights). The savings: the hooks go only to the callbacks (and the module) that
+override them, listed once per fit instead of looked up on every call, and there is
+no closure, profiler wrapping or progress-bar/logging bookkeeping per step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor
+
+HOOKS = ("on_before_zero_grad", "on_before_backward", "on_after_backward")
+
+
+def _overriders(trainer: L.Trainer, name: str) -> list:
+    """Bound `name` hooks of the callbacks and the module that define their own."""
+    module = trainer.lightning_module
+    found = [
+        getattr(cb, name)
+        for cb in trainer.callbacks
+        if getattr(type(cb), name, None) is not getattr(Callback, name)
+    ]
+    calls = [lambda *args, fn=fn: fn(trainer, module, *args) for fn in found]
+    if getattr(type(module), name) is not getattr(L.LightningModule, name):
+        calls.append(getattr(module, name))
+    return calls
+
+
+class ChunkSteps:
+    """Set up at fit start (`setup`), then one `step(loss)` per inner batch."""
+
+    def __init__(self) -> None:
+        self.trainer: L.Trainer | None = None
+
+    def setup(self, trainer: L.Trainer) -> None:
+        self.trainer = trainer
+        self.optimizer = trainer.optimizers[0]  # the plain torch optimizer
+        self.hooks = {name: _overriders(trainer, name) for name in HOOKS}
+        self.before_step = _overriders(trainer, "on_before_optimizer_step")
+        self.scaler = getattr(trainer.precision_plugin, "scaler", None)  # 16-mixed only
+        self.schedulers = [
+            c.scheduler
+            for c in trainer.lr_scheduler_configs
+            if c.interval == "step" and not c.reduce_on_plateau
+        ]
+        loop = trainer.fit_loop.epoch_loop
+        self.epoch_loop, self.progress = loop, loop.automatic_optimization.optim_progress
+
+    def usable(self, batches: list) -> list:
+        """The chunk cut at `trainer.max_steps`, which Lightning checks only between calls."""
+        max_steps, done = self.trainer.max_steps, self.trainer.global_step
+        return batches if max_steps < 0 else batches[: max(max_steps - done, 1)]
+
+    def _call(self, name: str, *args: object) -> None:
+        for hook in self.hooks[name]:
+            hook(*args)
+
+    def step(self, loss: Tensor) -> None:
+        trainer, optimizer, scaler = self.trainer, self.optimizer, self.scaler
+        self._call("on_before_zero_grad", optimizer)
+        optimizer.zero_grad()
+        self._call("on_before_backward", loss)
+        # Backward outside autocast (training_step runs inside it under mixed precision).
+        with _no_autocast(loss):
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        self._call("on_after_backward")
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        for hook in self.before_step:
+            hook(optimizer)
+        trainer.lightning_module.configure_gradient_clipping(
+            optimizer,
+            gradient_clip_val=trainer.gradient_clip_val,
+            gradient_clip_algorithm=trainer.gradient_clip_algorithm,
+        )
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        for scheduler in self.schedulers:
+            scheduler.step()
+        self.progress.optimizer.step.increment_ready()
+        self.progress.optimizer.step.increment_completed()  # trainer.global_step += 1
+        self.epoch_loop._batches_that_stepped += 1  # the x-axis of logged scalars
+
+
+def _no_autocast(loss: Tensor) -> contextlib.AbstractContextManager:
+    device = loss.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.autocast(device, enabled=False)
+    return contextlib.nullcontext()
+
+
+def total_steps(trainer: L.Trainer) -> int | float:
+    """Optimizer steps of the whole fit (OneCycle's total_steps).
+
+    Lightning's `estimated_stepping_batches` counts `training_step` calls, and a chunk
+    is one call of K steps. Chunks come only without limits or accumulation, so the
+    count is plain batches x epochs, capped by max_steps as Lightning caps it.
+    """
+    calls = trainer.estimated_stepping_batches  # also sets up the train loader
+    loader = trainer.train_dataloader
+    if getattr(loader, "steps_per_chunk", 1) == 1:
+        return calls
+    epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else float("inf")
+    steps = loader.num_batches * epochs
+    return steps if trainer.max_steps == -1 else min(steps, trainer.max_steps)
