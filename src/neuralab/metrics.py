@@ -56,7 +56,9 @@ class EpochMetrics:
         batch = torch.stack([loss * n, loss.new_full((), n), *stats])
         self.sums = batch if self.sums is None else self.sums + batch
 
-    def update_chunk(self, outputs: list[Tensor], targets: list[Tensor], losses: list[Tensor]) -> None:
+    def update_chunk(
+        self, outputs: list[Tensor], targets: list[Tensor], losses: list[Tensor]
+    ) -> None:
         """`update` for the batches of one chunk at once: a handful of device ops per
         chunk instead of per step (the losses are batch means, weighted here by size)."""
         if len(outputs) == 1:

@@ -135,4 +135,3 @@ class InMemoryLoader:
 def batches_of(item: tuple[Tensor, ...] | list[tuple[Tensor, ...]]) -> list[tuple[Tensor, ...]]:
     """The batches in one loader item: a chunk is a list of them, a plain batch is one."""
     return item if isinstance(item, list) else [item]
-

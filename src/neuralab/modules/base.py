@@ -125,4 +125,3 @@ class MetricsModule(L.LightningModule):
         sums = self.metrics["train"].sums  # restored on the CPU, before the move to the device
         if sums is not None:
             self.metrics["train"].sums = sums.to(self.device)
-

@@ -106,9 +106,7 @@ class SupervisedModule(MetricsModule):
         optimizer = self.optimizer_factory(self.net.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = build_scheduler(
-            self.scheduler_factory, optimizer, total_steps(self.trainer)
-        )
+        scheduler = build_scheduler(self.scheduler_factory, optimizer, total_steps(self.trainer))
         config = {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}
         if self.hparams.scheduler_monitor:
             config["monitor"] = self.hparams.scheduler_monitor
