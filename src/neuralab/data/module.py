@@ -163,12 +163,13 @@ class ArrayDataModule(L.LightningDataModule):
 def chunks_allowed(trainer: L.Trainer) -> bool:
     """Whether training batches may come in chunks of several optimizer steps.
 
-    Not where a setting counts batches as Lightning's `training_step` calls (limits,
-    fast_dev_run, overfit_batches, mid-epoch validation, accumulation), nor with several
+    Not where a setting counts batches as Lightning's `training_step` calls (max_steps,
+    limits, fast_dev_run, overfit_batches, mid-epoch validation, accumulation), nor with several
     processes: DDP syncs gradients once per forward of its wrapper, i.e. once per call.
     """
     per_call = (
-        trainer.limit_train_batches != 1.0
+        trainer.max_steps != -1
+        or trainer.limit_train_batches != 1.0
         or trainer.fast_dev_run
         or trainer.overfit_batches
         or trainer.val_check_interval != 1.0

@@ -61,11 +61,6 @@ class ChunkSteps:
         loop = trainer.fit_loop.epoch_loop
         self.epoch_loop, self.progress = loop, loop.automatic_optimization.optim_progress
 
-    def usable(self, batches: list) -> list:
-        """The chunk cut at `trainer.max_steps`, which Lightning checks only between calls."""
-        max_steps, done = self.trainer.max_steps, self.trainer.global_step
-        return batches if max_steps < 0 else batches[: max(max_steps - done, 1)]
-
     def _call(self, name: str, *args: object) -> None:
         for hook in self.hooks[name]:
             hook(*args)
@@ -111,13 +106,12 @@ def total_steps(trainer: L.Trainer) -> int | float:
     """Optimizer steps of the whole fit (OneCycle's total_steps).
 
     Lightning's `estimated_stepping_batches` counts `training_step` calls, and a chunk
-    is one call of K steps. Chunks come only without limits or accumulation, so the
-    count is plain batches x epochs, capped by max_steps as Lightning caps it.
+    is one call of K steps. Chunks come only without limits, max_steps or accumulation
+    (`chunks_allowed`), so the count is then plain batches x epochs.
     """
     calls = trainer.estimated_stepping_batches  # also sets up the train loader
     loader = trainer.train_dataloader
     if getattr(loader, "steps_per_chunk", 1) == 1:
         return calls
     epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else float("inf")
-    steps = loader.num_batches * epochs
-    return steps if trainer.max_steps == -1 else min(steps, trainer.max_steps)
+    return loader.num_batches * epochs

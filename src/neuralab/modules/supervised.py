@@ -52,7 +52,7 @@ class SupervisedModule(MetricsModule):
     ) -> Tensor | dict[str, Tensor]:
         """One batch, or a chunk of them: every batch but the last is stepped here
         (`ChunkSteps`), the last one's loss goes back to Lightning's optimization."""
-        batches = self.chunk.usable(batches_of(batch))
+        batches = batches_of(batch)
         outputs: list[Tensor] = []
         losses: list[Tensor] = []
         for x, y in batches[:-1]:
