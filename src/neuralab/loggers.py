@@ -1,4 +1,10 @@
-"""Lightning's TensorBoardLogger, flushing its event file at most every few seconds.
+"""Lightning's TensorBoardLogger, cheaper per call: one event per `log_metrics`, and the
+event file flushed at most every few seconds.
+
+Lightning writes one event per value (`add_scalar`: a protobuf and a queue put, ~15 us
+each); the diagnostics log 9-12 values at a time, hundreds of times an epoch on larger
+data. Here a call writes one event holding all its values, which TensorBoard reads
+the same way.
 
 Lightning calls `logger.save()` after every `log_metrics` (twice an epoch here: train
 and val), and TensorBoardLogger.save() flushes the event file and checks for
@@ -10,11 +16,17 @@ every checkpointed step are on disk: a run killed and resumed shows no gap.
 
 from __future__ import annotations
 
+import io
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch.utils.tensorboard import SummaryWriter
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
@@ -22,6 +34,15 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         super().__init__(*args, **kwargs)
         self.flush_every_s = flush_every_s
         self._last_flush = float("-inf")
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        scalars = {k: v for k, v in metrics.items() if not isinstance(v, Mapping)}
+        if len(scalars) < len(metrics):  # add_scalars groups: Lightning's way
+            super().log_metrics({k: v for k, v in metrics.items() if k not in scalars}, step)
+        if scalars:
+            prefix = f"{self._prefix}{self.LOGGER_JOIN_CHAR}" if self._prefix else ""
+            write_scalars(self.experiment, {prefix + k: v for k, v in scalars.items()}, step)
 
     @rank_zero_only
     def save(self) -> None:
@@ -34,3 +55,28 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         self._last_flush = time.monotonic()
         super().save()
+
+
+def write_scalars(writer: SummaryWriter, scalars: Mapping[str, Any], step: int | None) -> None:
+    """`add_scalar` for each value, as one event."""
+    from tensorboard.compat.proto.summary_pb2 import Summary  # TensorBoard runs only
+
+    values = [Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items()]
+    writer._get_file_writer().add_summary(Summary(value=values), step)  # as add_scalar does
+
+
+def write_png(writer: SummaryWriter, tag: str, image: np.ndarray, step: int) -> None:
+    """`add_image` for an (H, W, 3) uint8 image, with zlib level 1 instead of 6: ~1.5x
+    faster to encode (about 1 ms of a 3.5 ms image) for ~15% more bytes."""
+    from PIL import Image
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    png = io.BytesIO()
+    Image.fromarray(image).save(png, format="PNG", compress_level=1)
+    height, width, channels = image.shape
+    encoded = Summary.Image(
+        height=height, width=width, colorspace=channels, encoded_image_string=png.getvalue()
+    )
+    writer._get_file_writer().add_summary(
+        Summary(value=[Summary.Value(tag=tag, image=encoded)]), step
+    )
