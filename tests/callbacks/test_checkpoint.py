@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_in
 
 from neuralab.utils.checkpoint_io import AtomicCheckpointIO
 
@@ -42,3 +44,49 @@ def test_fsync_is_a_setting(tmp_path, monkeypatch, fsync, expected_calls):
     AtomicCheckpointIO(fsync=fsync).save_checkpoint({"step": 1}, tmp_path / "last.ckpt")
     assert len(calls) == expected_calls
     assert torch.load(tmp_path / "last.ckpt", weights_only=True) == {"step": 1}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _files(root: Path, *overrides: str) -> tuple[dict, dict]:
+    train_in(root, "data=iris", f"trainer.max_epochs={EPOCHS}", "test=false", *overrides)
+    (ckpts,) = root.glob("logs/train/runs/*/checkpoints")
+    best, last = (torch.load(ckpts / n, weights_only=True) for n in ("best.ckpt", "last.ckpt"))
+    return best, last
+
+
+def test_deferred_writes_keep_best_and_last_exact(tmp_path):
+    """By default files are written at most every 10 s: the epochs between keep their
+    best state in memory. The files at the end must be those of writing every save."""
+    at_once = "callbacks.model_checkpoint.min_interval_s=0"
+    for mode in ("min", "max"):  # best = the last epoch, or epoch 0 (a falling loss)
+        deferred = _files(tmp_path / mode, f"monitor.mode={mode}")
+        written = _files(tmp_path / f"{mode}_at_once", f"monitor.mode={mode}", at_once)
+        for a, b in zip(deferred, written, strict=True):
+            assert a["global_step"] == b["global_step"] and a["epoch"] == b["epoch"]
+            assert _same(a["state_dict"], b["state_dict"])
+            assert _same(a["optimizer_states"][0]["state"][0], b["optimizer_states"][0]["state"][0])
+
+
+def test_a_failed_run_writes_the_best_state_it_kept(run_cli):
+    """iris: 7 steps an epoch, val/loss falls every epoch. The fault at step 21 (epoch 3's
+    start) ends the run; epochs 1 and 2 were only in memory (10 s between writes), and
+    the failure writes epoch 2's state: best.ckpt, and last.ckpt (the same state)."""
+    fault = [
+        "+callbacks.fault._target_=neuralab.callbacks.faults.RaiseAt",
+        "+callbacks.fault.at_step=21",
+    ]
+    run = run_cli("train", "data=iris", "trainer.max_epochs=5", *fault)
+    assert run.code == 1, run.out[-2000:]
+    ckpts = run.run_dir / "checkpoints"
+    best, last = (torch.load(ckpts / n, weights_only=True) for n in ("best.ckpt", "last.ckpt"))
+    assert best["global_step"] == last["global_step"] == 21 and best["epoch"] == 2
+
+
+@pytest.mark.parametrize("value", [-1, "soon", True])
+def test_a_bad_interval_is_one_clear_error(run_cli, value):
+    run = run_cli("train", f"callbacks.model_checkpoint.min_interval_s={value}")
+    assert run.code == 2, run.out[-2000:]
+    assert "callbacks.model_checkpoint.min_interval_s" in run.out and "a number >= 0" in run.out

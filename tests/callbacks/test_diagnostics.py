@@ -173,3 +173,21 @@ def test_bad_cadence_is_one_clear_error(run_cli, setting):
     run = run_cli("train", f"callbacks.diagnostics.{setting}")
     assert run.code == 2, run.out[-2000:]
     assert f"callbacks.diagnostics.{setting}" in run.out and "an integer >= 1" in run.out
+    assert ("or auto" in run.out) == setting.startswith("every_n_steps")
+
+
+@pytest.mark.parametrize("batch, every", [(64, 10), (4, 16)])
+def test_auto_cadence_measures_about_20_times_an_epoch(tmp_path, batch, every):
+    """every_n_steps=auto (the default): 20 batches an epoch -> every 10 steps (the
+    floor); 315 batches (digits in batches of 4) -> every round(315 / 20) = 16 steps."""
+    events = train(
+        tmp_path,
+        f"data.batch_size={batch}",
+        "trainer.max_epochs=1",
+        "test=false",
+        "callbacks.diagnostics.histograms=false",
+        "callbacks.diagnostics.images=false",
+    )
+    steps = [e.step for e in events.Scalars(f"grad_norm/{MLP_LAYERS[0]}")]
+    batches = math.ceil(1257 / batch)  # digits' train split
+    assert steps == list(range(0, batches, every))
