@@ -283,3 +283,15 @@ def test_diagnostics_measure_single_steps_inside_chunks(trained):
         assert values == pytest.approx([v for _, v in plain[tag]], rel=1e-5, abs=1e-6), tag
         if tag.startswith("update_ratio/"):
             assert all(math.isfinite(v) and v > 0 for v in values), tag
+
+
+def test_a_fault_aimed_inside_a_chunk_acts_at_its_start(run_cli):
+    """Batch hooks run once per chunk: RaiseAt(25) must not be skipped because step 25
+    is no chunk boundary (digits: chunks of 20 steps, one an epoch). It fires at the
+    start of the chunk holding step 25, i.e. after epoch 0, at global step 20."""
+    fault = ["+callbacks.fault._target_=neuralab.callbacks.faults.RaiseAt"]
+    run = run_cli("train", *BASE, "logger=none", *fault, "+callbacks.fault.at_step=25")
+    assert run.code == 1, run.out[-2000:]
+    assert "injected failure at step 25" in run.results()["error"]
+    last = torch.load(run.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 20  # epoch 0 done, nothing of epoch 1

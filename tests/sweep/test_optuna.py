@@ -170,7 +170,9 @@ def interrupt_when_paused(run_cli, marker: Path, *args: str) -> Run:
 
 def test_a_stopped_search_continues_its_running_trial_in_place(run_cli, tmp_path):
     marker = tmp_path / "paused"
-    args = [*GRID, "optimizer.lr=0.01,0.02", PAUSE, "+callbacks.pause.at_step=3"]
+    # One batch per training_step, so the pause (a batch-end hook) is mid-epoch at step 3.
+    args = [*GRID, "optimizer.lr=0.01,0.02", "data.steps_per_chunk=1", PAUSE]
+    args.append("+callbacks.pause.at_step=3")
     args.append(f"+callbacks.pause.marker={marker}")
     stopped = interrupt_when_paused(run_cli, marker, *args)
     assert stopped.code == 130, stopped.out

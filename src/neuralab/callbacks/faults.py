@@ -5,8 +5,9 @@ a signal sent to the run itself.
 Each takes `at_step` (the trainer's global step, i.e. optimizer steps done before the
 batch); `null` never fires, so a sweep can turn a fault on for one job only:
     neuralab-train -m debug=diverge callbacks.poison_weights.at_step=null,7
-Batch hooks run once per chunk when batches come in chunks (`data.steps_per_chunk`),
-so `at_step` must be a chunk boundary there, or set `data.steps_per_chunk=1`.
+Batch hooks run once per chunk when batches come in chunks (`data.steps_per_chunk`):
+a fault aimed inside a chunk acts at the start (or, "after", at the end) of the chunk
+that holds the step. `data.steps_per_chunk=1` puts a boundary at every step.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from neuralab.callbacks.signals import GracefulStop
+from neuralab.data.loader import batches_of
 
 
 class PoisonWeights(Callback):
@@ -33,7 +35,7 @@ class PoisonWeights(Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if trainer.global_step == self.at_step:
+        if _starts(trainer, batch, self.at_step):
             with torch.no_grad():
                 next(pl_module.parameters()).view(-1)[0] = float("nan")
 
@@ -47,7 +49,7 @@ class RaiseAt(Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if trainer.global_step == self.at_step:
+        if _starts(trainer, batch, self.at_step):
             raise RuntimeError(f"{self.message} at step {self.at_step}")
 
 
@@ -71,7 +73,7 @@ class PauseAt(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if not _first_time_at(trainer, self.at_step, self.marker):
+        if not _first_time_after(trainer, batch, self.at_step, self.marker):
             return
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline and not _stop_requested(trainer):
@@ -98,17 +100,27 @@ class SignalAt(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if not _first_time_at(trainer, self.at_step, self.marker):
+        if not _first_time_after(trainer, batch, self.at_step, self.marker):
             return
         os.kill(os.getpid(), self.signum)  # handled before the next callback runs
 
 
-def _first_time_at(trainer: L.Trainer, at_step: int | None, marker: Path) -> bool:
-    """True once: at step `at_step`, when `marker` does not exist yet (it is written now,
-    so the resumed or requeued run of the same job passes that step untouched)."""
-    if trainer.global_step != at_step or marker.exists():
+def _starts(trainer: L.Trainer, batch: Any, at_step: int | None) -> bool:
+    """At a batch start: this batch (or chunk) takes step `at_step`."""
+    first = trainer.global_step
+    return at_step is not None and first <= at_step < first + len(batches_of(batch))
+
+
+def _first_time_after(trainer: L.Trainer, batch: Any, at_step: int | None, marker: Path) -> bool:
+    """True once: at the end of the batch (or chunk) that took step `at_step` - 1, i.e.
+    with `at_step` steps done, when `marker` does not exist yet (it is written now, so
+    the resumed or requeued run of the same job passes that step untouched)."""
+    done = trainer.global_step
+    if at_step is None or not done - len(batches_of(batch)) < at_step <= done:
         return False
-    marker.write_text(str(trainer.global_step))
+    if marker.exists():
+        return False
+    marker.write_text(str(done))
     return True
 
 
