@@ -30,22 +30,20 @@ from neuralab.utils.docs import replace_section  # noqa: E402
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 TIMER = "+callbacks.timer._target_=neuralab.callbacks.timing.RunTimer"
 # name -> overrides; each row adds one part to the row above it.
+BARE = [*QUIET, "logger=none", "callbacks=none", TIMER]
 LADDER = {
-    "Lightning loop, in-memory data, epoch metrics": [
-        *QUIET,
-        "logger=none",
-        "callbacks=none",
-        TIMER,
+    "Lightning loop, one batch per training_step (data.steps_per_chunk=1)": [
+        *BARE,
+        "trainer.deterministic=false",
+        "data.steps_per_chunk=1",
+    ],
+    "+ chunks: 100 steps per training_step (the default)": [
+        *BARE,
         "trainer.deterministic=false",
     ],
-    "+ deterministic algorithms (trainer.deterministic=warn)": [
-        *QUIET,
-        "logger=none",
-        "callbacks=none",
-        TIMER,
-    ],
+    "+ deterministic algorithms (trainer.deterministic=warn)": BARE,
     "+ TensorBoard logger (scalars, graph, HParams)": [*QUIET, "callbacks=none", TIMER],
-    "+ checkpoints (best + last every epoch), timer": [
+    "+ checkpoints (best.ckpt exact, files at most every 10 s), timer": [
         *QUIET,
         "callbacks.diagnostics=null",
         "callbacks.progress_bar=null",

@@ -133,5 +133,7 @@ class InMemoryLoader:
 
 
 def batches_of(item: tuple[Tensor, ...] | list[tuple[Tensor, ...]]) -> list[tuple[Tensor, ...]]:
-    """The batches in one loader item: a chunk is a list of them, a plain batch is one."""
-    return item if isinstance(item, list) else [item]
+    """The batches in one loader item: a chunk is a list of batches, anything else (a
+    tuple, or the list of tensors a DataLoader collates) is one batch."""
+    chunk = isinstance(item, list) and bool(item) and isinstance(item[0], tuple | list)
+    return item if chunk else [item]
