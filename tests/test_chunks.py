@@ -295,3 +295,13 @@ def test_a_fault_aimed_inside_a_chunk_acts_at_its_start(run_cli):
     assert "injected failure at step 25" in run.results()["error"]
     last = torch.load(run.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 20  # epoch 0 done, nothing of epoch 1
+
+
+def test_the_progress_bar_counts_steps_and_draws_no_validation_bar(run_cli):
+    """Chunked, Lightning's own bar would show 1/1 an epoch (training_step calls); this
+    one shows the 20 steps of a digits epoch, and no validation bar inside fit."""
+    run = run_cli("train", *BASE, "logger=none", "test=false", fast=False)
+    assert run.code == 0, run.out[-2000:]
+    assert "Epoch 1: 100%" in run.out and "20/20" in run.out
+    assert "1/1 [" not in run.out.split("Epoch 0")[1]  # no chunk-count bar after it starts
+    assert "Validation DataLoader" not in run.out
