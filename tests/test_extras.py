@@ -91,3 +91,12 @@ def test_only_rank_zero_prints(tmp_path, capsys, monkeypatch):
     print_config(cfg, tmp_path)
     assert "width: 4" in capsys.readouterr().out
     assert "width: 4" in (tmp_path / CONFIG_TREE).read_text()
+
+
+def test_a_multirun_prints_the_tree_for_its_first_job_only(run_cli):
+    run = run_cli("train", "-m", "data=iris", "trainer.max_epochs=1", "seed=1,2,3")
+    assert run.code == 0, run.out[-3000:]
+    assert len(run.run_dirs()) == 3
+    trees = [d.name for d in run.run_dirs() if (d / CONFIG_TREE).is_file()]
+    assert len(trees) == 1 and trees[0].startswith("0_")
+    assert run.out.count("checkpoint_fsync") == 1  # a key of the tree, printed once
