@@ -59,6 +59,17 @@ TINY = {
     ),
 }
 TRAIN = Path(sys.executable).parent / "neuralab-train"
+# With CUDA every workload also runs on the GPU: neuralab with trainer=gpu (its splits
+# live in GPU memory), the plain loop with its tensors and net moved there.
+GPU = ["trainer=gpu"]
+
+
+def with_gpu(workloads: dict) -> dict:
+    """The workloads, and their `_gpu` twins when a CUDA device is present."""
+    if not torch.cuda.is_available():
+        return workloads
+    gpu = {f"{k}_gpu": ([*GPU, *o], e) for k, (o, e) in workloads.items()}
+    return {**workloads, **gpu}
 
 
 def plain_loop(overrides: list[str], epochs: int) -> dict:
@@ -67,15 +78,17 @@ def plain_loop(overrides: list[str], epochs: int) -> dict:
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     torch.manual_seed(cfg.seed)
+    device = torch.device("cuda" if GPU[0] in overrides else "cpu")
     dm = build_datamodule(cfg)
-    (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
-    net = build_net(cfg)
+    x, y, xv, yv = (t.to(device) for t in (*dm.splits["train"], *dm.splits["val"]))
+    net = build_net(cfg).to(device)
     optimizer = instantiate(cfg.optimizer)(net.parameters())
     bs, n = cfg.data.batch_size, len(x)
+    _sync(device)
     start = time.perf_counter()
     for _ in range(epochs):
         net.train()
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, device=device)
         for i in range(0, n, bs):
             idx = perm[i : i + bs]
             loss = F.cross_entropy(net(x[idx]), y[idx])
@@ -85,8 +98,14 @@ def plain_loop(overrides: list[str], epochs: int) -> dict:
         net.eval()
         with torch.no_grad():  # the per-epoch validation pass Lightning also runs
             F.cross_entropy(net(xv), yv)
+    _sync(device)
     train_s = time.perf_counter() - start
     return {"train_s": train_s, "samples": n * epochs, "samples_per_s": n * epochs / train_s}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":  # queued kernels count: time the work, not its launch
+        torch.cuda.synchronize(device)
 
 
 def run_plain(overrides: list[str], epochs: int) -> dict:
@@ -200,6 +219,8 @@ def markdown(report: dict) -> str:
             f"{w['neuralab_samples_per_s']:,.0f} | {w['ratio_median']:.2f} | "
             f"{w['neuralab_wall_s']:.1f} | {w['neuralab_startup_s']:.1f} |"
         )
+    if "gpu" in report:
+        lines += ["", f"GPU: {report['gpu']}."]
     m = report.get("multirun")
     if m:
         lines += [
@@ -255,7 +276,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         if args.readme:
             replace_section(args.readme, "benchmark", markdown(report))
         return report
-    workloads = TINY if args.tiny else WORKLOADS
+    workloads = with_gpu(TINY if args.tiny else WORKLOADS)
     report = {
         "command": "python scripts/benchmark.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
@@ -264,10 +285,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         "environment": environment(),
         "workloads": {},
     }
-    if torch.cuda.is_available():
-        report["gpu"] = "CUDA present: run with trainer=gpu overrides to benchmark it (TODO)"
-    else:
-        report["gpu"] = "skipped: no CUDA device on this machine"
+    report["gpu"] = (
+        f"the *_gpu workloads: {torch.cuda.get_device_name()}"
+        if torch.cuda.is_available()
+        else "skipped: no CUDA device on this machine"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name, (overrides, epochs) in workloads.items():
             epochs = args.epochs or epochs

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
 
@@ -43,7 +44,10 @@ def test_tiny_benchmark_writes_json_and_readme_section(tmp_path, monkeypatch):
     )
 
     report = json.loads(out.read_text())
-    assert set(report["workloads"]) == {"digits_mlp", "mnist_sized_mlp"}
+    names = {"digits_mlp", "mnist_sized_mlp"}
+    if torch.cuda.is_available():
+        names |= {f"{n}_gpu" for n in names}
+    assert set(report["workloads"]) == names
     for w in report["workloads"].values():
         for key in (
             "plain_samples_per_s",
@@ -59,8 +63,23 @@ def test_tiny_benchmark_writes_json_and_readme_section(tmp_path, monkeypatch):
     multirun = report["multirun"]
     assert multirun["jobs"] == 2 and multirun["multirun_s"] > 0
     assert multirun["plain_in_process_s"] > 0 and multirun["plain_per_process_s"] > 0
-    assert report["gpu"].startswith(("skipped", "CUDA"))
+    assert report["gpu"].startswith(("skipped", "the *_gpu workloads"))
 
     text = readme.read_text()
     assert "old" not in text and text.endswith("<!-- benchmark:end -->\ntail\n")
     assert "| digits_mlp | 1 |" in text and "2-job multirun" in text
+    assert f"GPU: {report['gpu']}" in text
+
+
+def test_with_a_gpu_every_workload_gets_a_gpu_twin(monkeypatch):
+    bench = load_benchmark()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    both = bench.with_gpu({"digits_mlp": (["data=digits"], 20)})
+    assert both == {
+        "digits_mlp": (["data=digits"], 20),
+        "digits_mlp_gpu": (["trainer=gpu", "data=digits"], 20),
+    }
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert bench.with_gpu({"digits_mlp": (["data=digits"], 20)}) == {
+        "digits_mlp": (["data=digits"], 20)
+    }
