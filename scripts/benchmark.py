@@ -145,7 +145,15 @@ def run_neuralab(overrides: list[str], epochs: int, out_dir: Path) -> dict:
     return {**timing, "wall_s": wall, "startup_s_measured": timing["first_step"] - start}
 
 
+def warm_up(overrides: list[str], epochs: int, out_dir: Path) -> None:
+    """One uncounted run of each: the first runs after a pause measured ~25% slower
+    (file cache, CPU clocks), and that would fall on whichever contender goes first."""
+    run_plain(overrides, epochs)
+    run_neuralab(overrides, epochs, out_dir)
+
+
 def compare_workload(name: str, overrides: list[str], epochs: int, repeats: int, tmp: Path) -> dict:
+    warm_up(overrides, epochs, tmp / f"{name}_warm")
     plain, ours = [], []
     for r in range(repeats):  # alternate, so drifts in machine load hit both alike
         plain.append(run_plain(overrides, epochs))

@@ -57,6 +57,7 @@ LADDER = {
 
 
 def measure(name: str, overrides: list[str], epochs: int, repeats: int, tmp: Path) -> dict:
+    benchmark.warm_up(overrides, epochs, tmp / f"{name}_warm")
     plain, rows = [], {row: [] for row in LADDER}
     for r in range(repeats):  # alternate, so drifts in machine load hit every row alike
         plain.append(benchmark.run_plain(overrides, epochs)["samples_per_s"])

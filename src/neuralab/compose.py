@@ -13,6 +13,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import Checkpoint
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -98,10 +99,14 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Tra
     callbacks = _instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or [])
     loggers = _instantiate_group(cfg.get("logger"))
     # Checkpoints are written atomically and loaded with weights_only (utils/checkpoint_io.py).
+    # None configured (callbacks=none, ~callbacks.model_checkpoint): none written, rather
+    # than Lightning's default ModelCheckpoint saving every epoch behind the user's back.
+    checkpoints = any(isinstance(c, Checkpoint) for c in callbacks)
     return instantiate(
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers or False,
+        enable_checkpointing=checkpoints,
         plugins=[AtomicCheckpointIO(fsync=cfg.get("checkpoint_fsync", False))],
         _convert_="all",
     )

@@ -90,3 +90,12 @@ def test_a_bad_interval_is_one_clear_error(run_cli, value):
     run = run_cli("train", f"callbacks.model_checkpoint.min_interval_s={value}")
     assert run.code == 2, run.out[-2000:]
     assert "callbacks.model_checkpoint.min_interval_s" in run.out and "a number >= 0" in run.out
+
+
+def test_no_checkpoint_callback_writes_no_checkpoint(run_cli):
+    """callbacks=none means no checkpoints: Lightning must not add its default
+    ModelCheckpoint (a file every epoch); the test stage uses the final weights."""
+    run = run_cli("train", "data=iris", "trainer.max_epochs=2", "callbacks=none")
+    assert run.code == 0, run.out[-2000:]
+    assert not list(run.run_dir.rglob("*.ckpt"))
+    assert run.results()["best_checkpoint"] is None and "test_acc" in run.results()["metrics"]
