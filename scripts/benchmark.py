@@ -218,13 +218,15 @@ def markdown(report: dict) -> str:
         "alternating repeats).",
         "",
         "| workload | epochs | plain loop samples/s | neuralab-train samples/s | ratio "
-        "| neuralab-train wall s (process start to exit) | start-up to first step s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| ratio per repeat, min-max | neuralab-train wall s (process start to exit) "
+        "| start-up to first step s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, w in report["workloads"].items():
         lines.append(
             f"| {name} | {w['epochs']} | {w['plain_samples_per_s']:,.0f} | "
             f"{w['neuralab_samples_per_s']:,.0f} | {w['ratio_median']:.2f} | "
+            f"{min(w['ratios']):.2f}-{max(w['ratios']):.2f} | "
             f"{w['neuralab_wall_s']:.1f} | {w['neuralab_startup_s']:.1f} |"
         )
     if "gpu" in report:

@@ -112,6 +112,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
         elif not due:
             self._pending[filepath] = (_snapshot(trainer, self.save_weights_only), time.time())
         else:
+            self._pending.pop(filepath, None)  # superseded: this write is newer
             self.flush(trainer)
             self._write(trainer, filepath, None)
         self._last_behind &= not last

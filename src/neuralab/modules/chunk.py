@@ -24,7 +24,12 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-HOOKS = ("on_before_zero_grad", "on_before_backward", "on_after_backward")
+HOOKS = (
+    "on_before_zero_grad",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+)
 
 
 def _overriders(trainer: L.Trainer, name: str) -> list:
@@ -51,7 +56,6 @@ class ChunkSteps:
         self.trainer = trainer
         self.optimizer = trainer.optimizers[0]  # the plain torch optimizer
         self.hooks = {name: _overriders(trainer, name) for name in HOOKS}
-        self.before_step = _overriders(trainer, "on_before_optimizer_step")
         self.scaler = getattr(trainer.precision_plugin, "scaler", None)  # 16-mixed only
         self.schedulers = [
             c.scheduler
@@ -76,8 +80,7 @@ class ChunkSteps:
         self._call("on_after_backward")
         if scaler is not None:
             scaler.unscale_(optimizer)
-        for hook in self.before_step:
-            hook(optimizer)
+        self._call("on_before_optimizer_step", optimizer)
         trainer.lightning_module.configure_gradient_clipping(
             optimizer,
             gradient_clip_val=trainer.gradient_clip_val,
