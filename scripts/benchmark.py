@@ -40,6 +40,9 @@ from neuralab.compose import build_datamodule, build_net
 from neuralab.utils.config import config_dir, register_resolvers
 from neuralab.utils.docs import replace_section
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_report import environment, markdown  # noqa: E402
+
 # name -> (overrides, epochs): the default MLP on digits (the default config's 20
 # epochs), and an MNIST-sized MLP (784-256-128-10 on 60,000 samples).
 WORKLOADS = {
@@ -206,55 +209,6 @@ def compare_multirun(jobs: int, epochs: int, tmp: Path, extra: list[str]) -> dic
         "plain_per_process_s": per_process,
         "ratio_vs_in_process": multirun_s / in_process,
         "ratio_vs_per_process": multirun_s / per_process,
-    }
-
-
-def markdown(report: dict) -> str:
-    """README's benchmark section, generated from a report (never typed by hand)."""
-    env = report["environment"]
-    lines = [
-        f"Measured by `{report['command']}` on {env['cpus']} CPU cores, torch {env['torch']}, "
-        f"lightning {env['lightning']} ({report['date']}; medians of {report['repeats']} "
-        "alternating repeats).",
-        "",
-        "| workload | epochs | plain loop samples/s | neuralab-train samples/s | ratio "
-        "| ratio per repeat, min-max | neuralab-train wall s (process start to exit) "
-        "| start-up to first step s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, w in report["workloads"].items():
-        lines.append(
-            f"| {name} | {w['epochs']} | {w['plain_samples_per_s']:,.0f} | "
-            f"{w['neuralab_samples_per_s']:,.0f} | {w['ratio_median']:.2f} | "
-            f"{min(w['ratios']):.2f}-{max(w['ratios']):.2f} | "
-            f"{w['neuralab_wall_s']:.1f} | {w['neuralab_startup_s']:.1f} |"
-        )
-    if "gpu" in report:
-        lines += ["", f"GPU: {report['gpu']}."]
-    m = report.get("multirun")
-    if m:
-        lines += [
-            "",
-            f"A {m['jobs']}-job multirun of the default config ({m['epochs']} epochs "
-            f"each) took {m['multirun_s']:.1f} s: {m['ratio_vs_in_process']:.2f}x the "
-            f"{m['plain_in_process_s']:.1f} s of {m['jobs']} plain loops run back to back "
-            f"in one process (compute only), {m['ratio_vs_per_process']:.2f}x the "
-            f"{m['plain_per_process_s']:.1f} s of {m['jobs']} plain loops in a process each.",
-        ]
-    return "\n".join(lines)
-
-
-def environment() -> dict:
-    import os
-
-    import lightning
-
-    return {
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
     }
 
 

@@ -1,0 +1,54 @@
+"""The benchmark's report: the machine it ran on, and README's section rendered from it."""
+
+from __future__ import annotations
+
+import torch
+
+
+def markdown(report: dict) -> str:
+    """README's benchmark section, generated from a report (never typed by hand)."""
+    env = report["environment"]
+    lines = [
+        f"Measured by `{report['command']}` on {env['cpus']} CPU cores, torch {env['torch']}, "
+        f"lightning {env['lightning']} ({report['date']}; medians of {report['repeats']} "
+        "alternating repeats).",
+        "",
+        "| workload | epochs | plain loop samples/s | neuralab-train samples/s | ratio "
+        "| ratio per repeat, min-max | neuralab-train wall s (process start to exit) "
+        "| start-up to first step s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, w in report["workloads"].items():
+        lines.append(
+            f"| {name} | {w['epochs']} | {w['plain_samples_per_s']:,.0f} | "
+            f"{w['neuralab_samples_per_s']:,.0f} | {w['ratio_median']:.2f} | "
+            f"{min(w['ratios']):.2f}-{max(w['ratios']):.2f} | "
+            f"{w['neuralab_wall_s']:.1f} | {w['neuralab_startup_s']:.1f} |"
+        )
+    if "gpu" in report:
+        lines += ["", f"GPU: {report['gpu']}."]
+    m = report.get("multirun")
+    if m:
+        lines += [
+            "",
+            f"A {m['jobs']}-job multirun of the default config ({m['epochs']} epochs "
+            f"each) took {m['multirun_s']:.1f} s: {m['ratio_vs_in_process']:.2f}x the "
+            f"{m['plain_in_process_s']:.1f} s of {m['jobs']} plain loops run back to back "
+            f"in one process (compute only), {m['ratio_vs_per_process']:.2f}x the "
+            f"{m['plain_per_process_s']:.1f} s of {m['jobs']} plain loops in a process each.",
+        ]
+    return "\n".join(lines)
+
+
+def environment() -> dict:
+    import os
+
+    import lightning
+
+    return {
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
