@@ -184,3 +184,17 @@ def test_diabetes_with_huber(run_cli):
     results = trained(run_cli("train", "data=diabetes", "loss=huber", "trainer.max_epochs=2"))
     assert results["hparams"]["loss"] == "huber"
     assert math.isfinite(results["metrics"]["test_loss"])
+
+
+def test_progress_bar_off_needs_no_second_setting(run_cli):
+    """trainer.enable_progress_bar=false alone (the progress_bar callback still
+    configured) turns the bar off; Lightning alone would refuse the pair."""
+    run = run_cli(
+        "train",
+        "data=iris",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        fast=False,
+    )
+    assert run.code == 0, run.out[-2000:]
+    assert "Epoch 0:" not in run.out

@@ -13,7 +13,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -97,6 +97,8 @@ def _instantiate_group(group: DictConfig | None) -> list:
 
 def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     callbacks = _instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or [])
+    if cfg.trainer.get("enable_progress_bar") is False:  # what the user asked, not an error
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = _instantiate_group(cfg.get("logger"))
     # Checkpoints are written atomically and loaded with weights_only (utils/checkpoint_io.py).
     # None configured (callbacks=none, ~callbacks.model_checkpoint): none written, rather
