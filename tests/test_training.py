@@ -198,3 +198,11 @@ def test_progress_bar_off_needs_no_second_setting(run_cli):
     )
     assert run.code == 0, run.out[-2000:]
     assert "Epoch 0:" not in run.out
+
+
+def test_max_steps_inside_the_first_epoch_ends_cleanly(run_cli):
+    """No validation ran, so early stopping has no val/loss: it checks at validation's
+    end only (Lightning's default, the train epoch's end, failed here)."""
+    run = run_cli("train", "data=iris", "++trainer.max_steps=3")
+    assert run.code == 0, run.out[-2000:]
+    assert run.results()["status"] == "ok" and run.results()["epochs"] == 1
