@@ -61,8 +61,9 @@ def write_scalars(writer: SummaryWriter, scalars: Mapping[str, Any], step: int |
     """`add_scalar` for each value, as one event."""
     from tensorboard.compat.proto.summary_pb2 import Summary  # TensorBoard runs only
 
-    values = [Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items()]
-    writer._get_file_writer().add_summary(Summary(value=values), step)  # as add_scalar does
+    _add(
+        writer, [Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items()], step
+    )
 
 
 def write_png(writer: SummaryWriter, tag: str, image: np.ndarray, step: int) -> None:
@@ -77,6 +78,10 @@ def write_png(writer: SummaryWriter, tag: str, image: np.ndarray, step: int) -> 
     encoded = Summary.Image(
         height=height, width=width, colorspace=channels, encoded_image_string=png.getvalue()
     )
-    writer._get_file_writer().add_summary(
-        Summary(value=[Summary.Value(tag=tag, image=encoded)]), step
-    )
+    _add(writer, [Summary.Value(tag=tag, image=encoded)], step)
+
+
+def _add(writer: SummaryWriter, values: list, step: int | None) -> None:
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    writer._get_file_writer().add_summary(Summary(value=values), step)  # as add_* do

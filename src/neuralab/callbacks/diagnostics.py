@@ -41,6 +41,7 @@ from neuralab.callbacks.images import (
     predict,
 )
 from neuralab.callbacks.norms import NORM_KINDS, NormProbe, named_linears
+from neuralab.data.loader import steps_per_epoch
 from neuralab.errors import ConfigError
 from neuralab.loggers import write_png
 from neuralab.losses import CLASSIFICATION
@@ -87,9 +88,8 @@ class Diagnostics(Callback):
         self._acts = ActivationProbe(net) if self.activations else None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.every_n_steps == AUTO:  # the loader knows its batches (a chunk is several)
-            loader = trainer.train_dataloader
-            steps = getattr(loader, "num_batches", None) or trainer.num_training_batches
+        if self.every_n_steps == AUTO:
+            steps = steps_per_epoch(trainer)
             per_epoch = steps if math.isfinite(steps) else 0
             self._every = max(MIN_STEPS_APART, round(per_epoch / POINTS_PER_EPOCH))
 

@@ -15,7 +15,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
-from neuralab.data.loader import batches_of
+from neuralab.data.loader import batches_of, steps_per_epoch
 
 
 class StepProgressBar(TQDMProgressBar):
@@ -25,8 +25,7 @@ class StepProgressBar(TQDMProgressBar):
 
     @property
     def total_train_batches(self) -> int | float:
-        loader = self.trainer.train_dataloader
-        return getattr(loader, "num_batches", None) or super().total_train_batches
+        return steps_per_epoch(self.trainer)
 
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
         super().on_train_epoch_start(trainer, *args)

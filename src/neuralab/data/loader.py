@@ -29,9 +29,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    import lightning as L
 
 
 class EpochSampler:
@@ -137,3 +141,9 @@ def batches_of(item: tuple[Tensor, ...] | list[tuple[Tensor, ...]]) -> list[tupl
     tuple, or the list of tensors a DataLoader collates) is one batch."""
     chunk = isinstance(item, list) and bool(item) and isinstance(item[0], tuple | list)
     return item if chunk else [item]
+
+
+def steps_per_epoch(trainer: L.Trainer) -> int | float:
+    """Optimizer steps in one training epoch: the in-memory loader's batches (a chunk
+    holds several), else Lightning's count of `training_step` calls (one batch each)."""
+    return getattr(trainer.train_dataloader, "num_batches", None) or trainer.num_training_batches

@@ -47,11 +47,12 @@ def _sklearn_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
     digits, the default, is read straight from the CSV sklearn ships: importing
     sklearn.datasets costs ~0.6 s of start-up, parsing the file ~20 ms.
     """
-    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
-    csv = Path(spec.submodule_search_locations[0]) / "datasets/data/digits.csv.gz"
-    if name == "digits" and csv.is_file():
-        data = np.loadtxt(csv, delimiter=",")  # as sklearn's load_digits reads it
-        return data[:, :-1], data[:, -1].astype(int)
+    if name == "digits":
+        spec = importlib.util.find_spec("sklearn")  # finds the package, imports nothing
+        csv = Path(spec.submodule_search_locations[0]) / "datasets/data/digits.csv.gz"
+        if csv.is_file():
+            data = np.loadtxt(csv, delimiter=",")  # as sklearn's load_digits reads it
+            return data[:, :-1], data[:, -1].astype(int)
     from sklearn import datasets
 
     return getattr(datasets, f"load_{name}")(return_X_y=True)

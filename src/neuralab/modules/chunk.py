@@ -24,6 +24,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
+from neuralab.data.loader import steps_per_epoch
+
 HOOKS = (
     "on_before_zero_grad",
     "on_before_backward",
@@ -113,8 +115,7 @@ def total_steps(trainer: L.Trainer) -> int | float:
     (`chunks_allowed`), so the count is then plain batches x epochs.
     """
     calls = trainer.estimated_stepping_batches  # also sets up the train loader
-    loader = trainer.train_dataloader
-    if getattr(loader, "steps_per_chunk", 1) == 1:
+    if getattr(trainer.train_dataloader, "steps_per_chunk", 1) == 1:
         return calls
     epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else float("inf")
-    return loader.num_batches * epochs
+    return steps_per_epoch(trainer) * epochs
