@@ -36,6 +36,18 @@ def test_last_holds_the_newest_state_when_the_best_is_older(run_cli):
     assert (ckpts / "best.ckpt").stat().st_ino != (ckpts / "last.ckpt").stat().st_ino
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_checkpoint_files_follow_the_umask(run_cli, umask):
+    # As open() would create them: readable by the group/others the umask allows.
+    old = os.umask(umask)
+    try:
+        _, ckpts = _train(run_cli, "monitor.mode=max")  # best and last: two files
+    finally:
+        os.umask(old)
+    for name in ("best.ckpt", "last.ckpt"):
+        assert (ckpts / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
 @pytest.mark.parametrize("fsync, expected_calls", [(False, 0), (True, 2)])  # the file + its dir
 def test_fsync_is_a_setting(tmp_path, monkeypatch, fsync, expected_calls):
     calls = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import struct
 from pathlib import Path
 
@@ -138,6 +139,18 @@ def test_download_from_file_mirror(tmp_path, monkeypatch):
     assert_matches(result, arrays)
     names = sorted(p.name for p in (tmp_path / "data" / "mnist").iterdir())
     assert names == sorted(arrays)  # only the final files: no temp files left behind
+
+
+def test_downloaded_files_follow_the_umask(tmp_path, monkeypatch):
+    arrays = make_arrays()
+    patch_md5s(monkeypatch, write_set(tmp_path / "mirror", arrays))
+    old = os.umask(0o022)
+    try:
+        load_idx_dataset("mnist", tmp_path / "data", True, [(tmp_path / "mirror").as_uri()])
+    finally:
+        os.umask(old)
+    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "data" / "mnist").iterdir()}
+    assert modes == {0o644}  # a shared data dir stays readable, as with a plain open()
 
 
 def test_download_wrong_md5_leaves_nothing(tmp_path, monkeypatch):

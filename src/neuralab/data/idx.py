@@ -10,7 +10,6 @@ import gzip
 import hashlib
 import math
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +17,7 @@ from typing import BinaryIO
 import numpy as np
 
 from neuralab.errors import ConfigError, lookup
+from neuralab.utils.atomic import sibling_temp
 
 # The checksums and mirrors are those of torchvision.datasets.MNIST / FashionMNIST, so a
 # directory torchvision filled is accepted byte for byte. The S3 mirror comes first for
@@ -162,7 +162,7 @@ def _download(target: Path, md5: str, mirrors: list[str]) -> None:
         url += target.name
         # A temp file in the same directory makes os.replace atomic, so the final name
         # only ever holds a complete, verified file.
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        fd, tmp = sibling_temp(target, ".part")
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as r:
                 digest = _copy_hashing(r, out)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from neuralab.utils.atomic import sibling_temp
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -52,7 +53,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def atomic_torch_save(obj: Any, path: Path, fsync: bool = False) -> None:
     """torch.save to `path` so that no reader (or crash) ever sees a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = sibling_temp(path, ".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
