@@ -194,6 +194,7 @@ def compare_multirun(jobs: int, epochs: int, tmp: Path, extra: list[str]) -> dic
         *extra,
     ]
     multirun_s = timed_process(args)
+    split = multirun_split(tmp / "multirun", jobs, multirun_s)
     in_process = sum(
         plain_loop([f"seed={s}", *extra], epochs)["train_s"] for s in range(1, jobs + 1)
     )
@@ -209,6 +210,26 @@ def compare_multirun(jobs: int, epochs: int, tmp: Path, extra: list[str]) -> dic
         "plain_per_process_s": per_process,
         "ratio_vs_in_process": multirun_s / in_process,
         "ratio_vs_per_process": multirun_s / per_process,
+        **split,
+    }
+
+
+def multirun_split(sweep_dir: Path, jobs: int, multirun_s: float) -> dict:
+    """Where a multirun's time goes, from its jobs' timing.json: the process start to
+    job 0's first step (imports, Hydra, job 0's set-up), the fit windows (first step
+    to end of training, as in the workloads), and the rest: each later job's Hydra
+    set-up, trainer build, fit start, test and results, plus the sweep's end."""
+    timings = [json.loads(p.read_text()) for p in sweep_dir.glob("*/timing.json")]
+    if len(timings) != jobs:
+        raise RuntimeError(f"{len(timings)} timing.json files in {sweep_dir}, expected {jobs}")
+    first = min(timings, key=lambda t: t["first_step"])
+    fit_s = sum(t["train_s"] for t in timings)
+    between_s = multirun_s - first["startup_s"] - fit_s
+    return {
+        "startup_s": first["startup_s"],
+        "fit_s": fit_s,
+        "between_fits_s": between_s,
+        "between_fits_per_job_ms": 1000 * between_s / max(jobs - 1, 1),
     }
 
 

@@ -37,6 +37,17 @@ def markdown(report: dict) -> str:
             f"in one process (compute only), {m['ratio_vs_per_process']:.2f}x the "
             f"{m['plain_per_process_s']:.1f} s of {m['jobs']} plain loops in a process each.",
         ]
+        if "fit_s" in m:  # reports saved before the split was measured lack it
+            lines += [
+                "",
+                f"Of those {m['multirun_s']:.1f} s: {m['startup_s']:.1f} s from process start "
+                f"to the first job's first step (imports, Hydra, set-up); {m['fit_s']:.1f} s "
+                f"in the jobs' fit windows (first step to end of training, "
+                f"{m['fit_s'] / m['plain_in_process_s']:.2f}x the plain loops' compute); "
+                f"{m['between_fits_s']:.1f} s between fits, "
+                f"{m['between_fits_per_job_ms']:.0f} ms per later job (Hydra's job set-up, "
+                "trainer build, fit start, test, results).",
+            ]
     return "\n".join(lines)
 
 

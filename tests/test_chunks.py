@@ -24,7 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from neuralab.callbacks.divergence import Diverged, DivergenceGuard
 from neuralab.callbacks.norms import NORM_KINDS
-from neuralab.data.loader import EpochSampler, InMemoryLoader, batches_of
+from neuralab.data.loader import Chunk, EpochSampler, InMemoryLoader, batches_of
 
 # ------------------------------------------------------------------------- the loader
 
@@ -63,7 +63,7 @@ def test_chunks_hold_the_batches_of_k1_in_order(k):
         if k == 1:
             assert all(isinstance(item, tuple) for item in items)
         else:
-            assert all(isinstance(item, list) for item in items)
+            assert all(isinstance(item, Chunk) for item in items)
             assert [len(item) for item in items[:-1]] == [k] * (len(items) - 1)
         batches = ids(items)
         assert batches == ids(epoch(plain, number))
@@ -122,6 +122,24 @@ def trained(tmp_path_factory):
 
 def checkpoint(run_dir: Path) -> dict:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 3 * BATCH * 12, 1 << 20])  # 1, 3, 7 batches
+def test_a_chunk_gathered_in_blocks_is_the_same_chunk(monkeypatch, block_bytes):
+    """Blocks change when rows are gathered, never which: any block size, any access
+    order (last first, slices, iteration) gives the batches of one whole gather."""
+    monkeypatch.setattr(Chunk, "BLOCK_BYTES", block_bytes)  # a row: 4 + 8 bytes
+    x, y = torch.arange(SIZE, dtype=torch.float32).unsqueeze(1), torch.arange(SIZE)
+    idx = torch.randperm(SIZE, generator=torch.Generator().manual_seed(0))
+    whole = list(zip(x[idx].split(BATCH), y[idx].split(BATCH), strict=True))
+    chunk = Chunk((x, y), idx, BATCH)
+    assert chunk.block == min(block_bytes // (BATCH * 12) or 1, 7) and len(chunk) == 7
+    last = chunk[-1]
+    assert [b[1].tolist() for b in chunk[:-1]] == [b[1].tolist() for b in whole[:-1]]
+    assert last is chunk[6] and torch.equal(last[0], whole[-1][0])  # kept, not re-gathered
+    assert all(same(a, b) for a, b in zip(chunk, whole, strict=True))
+    with pytest.raises(IndexError):
+        chunk[7]
 
 
 def same(a: object, b: object) -> bool:

@@ -63,6 +63,9 @@ def test_tiny_benchmark_writes_json_and_readme_section(tmp_path, monkeypatch):
     multirun = report["multirun"]
     assert multirun["jobs"] == 2 and multirun["multirun_s"] > 0
     assert multirun["plain_in_process_s"] > 0 and multirun["plain_per_process_s"] > 0
+    # The split adds up to the whole, every part measured (none negative).
+    parts = multirun["startup_s"], multirun["fit_s"], multirun["between_fits_s"]
+    assert min(parts) > 0 and sum(parts) == pytest.approx(multirun["multirun_s"])
     assert report["gpu"].startswith(("skipped", "the *_gpu workloads"))
 
     text = readme.read_text()
