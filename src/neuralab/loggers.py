@@ -26,6 +26,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 if TYPE_CHECKING:
     import numpy as np
+    from torch import Tensor
     from torch.utils.tensorboard import SummaryWriter
 
 
@@ -79,6 +80,34 @@ def write_png(writer: SummaryWriter, tag: str, image: np.ndarray, step: int) -> 
         height=height, width=width, colorspace=channels, encoded_image_string=png.getvalue()
     )
     _add(writer, [Summary.Value(tag=tag, image=encoded)], step)
+
+
+def write_histogram(writer: SummaryWriter, tag: str, values: Tensor, step: int, bins: int) -> None:
+    """`add_histogram` with `bins` even buckets over the finite values (none: nothing).
+
+    TensorBoard's own takes the sum of squares with numpy's `dot`, which wakes numpy's
+    OpenBLAS thread pool; those threads then fight torch's for the cores for the rest
+    of the run (2 cores, MNIST-sized fit: +0.16 s of 2 s, +1 s of CPU, measured with
+    OPENBLAS_NUM_THREADS=1 as the control). Here every reduction is BLAS-free.
+    """
+    import numpy as np
+    from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
+
+    array = values.detach().flatten().cpu().double().numpy()
+    array = array[np.isfinite(array)]
+    if not array.size:
+        return
+    counts, edges = np.histogram(array, bins=bins)
+    proto = HistogramProto(
+        min=float(array.min()),
+        max=float(array.max()),
+        num=float(array.size),
+        sum=float(array.sum()),
+        sum_squares=float(np.square(array).sum()),
+        bucket_limit=edges.tolist(),  # bucket i counts values up to bucket_limit[i]:
+        bucket=[0.0, *counts.tolist()],  # nothing below the first edge
+    )
+    _add(writer, [Summary.Value(tag=tag, histo=proto)], step)
 
 
 def _add(writer: SummaryWriter, values: list, step: int | None) -> None:

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import train_in
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -105,6 +106,21 @@ def test_histograms_of_weights_and_grads(digits):
     # The first step of each epoch, and the final weights.
     assert [h.step for h in digits.Histograms(f"weights/{MLP_LAYERS[0]}")] == [0, 4, 8]
     assert [h.step for h in digits.Histograms(f"grads/{MLP_LAYERS[0]}")] == [0, 4]
+
+
+def test_the_final_weight_histogram_describes_the_final_weights(digits):
+    (ckpt,) = Path(digits.path).glob("checkpoints/last.ckpt")
+    weight = torch.load(ckpt, weights_only=True)["state_dict"]["net.blocks.0.linear.weight"]
+    w = weight.double().flatten()
+    final = digits.Histograms(f"weights/{MLP_LAYERS[0]}")[-1].histogram_value
+    assert final.num == w.numel() and sum(final.bucket) == w.numel()
+    assert (final.min, final.max) == pytest.approx((w.min().item(), w.max().item()))
+    assert final.sum == pytest.approx(w.sum().item(), abs=1e-6)
+    assert final.sum_squares == pytest.approx(w.square().sum().item())
+    # 64 even buckets between min and max, each counting the weights up to its limit.
+    limits = final.bucket_limit
+    assert len(limits) == 65 and limits[0] == final.min and limits[-1] == pytest.approx(final.max)
+    assert final.bucket[0] == 0 and final.bucket[1] == (w <= limits[1]).sum()
 
 
 def test_confusion_matrix_images(digits):

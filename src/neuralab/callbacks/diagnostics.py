@@ -43,7 +43,7 @@ from neuralab.callbacks.images import (
 from neuralab.callbacks.norms import NORM_KINDS, NormProbe, named_linears
 from neuralab.data.loader import steps_per_epoch
 from neuralab.errors import ConfigError
-from neuralab.loggers import write_png
+from neuralab.loggers import write_histogram, write_png
 from neuralab.losses import CLASSIFICATION
 
 # every_n_steps=auto: norms about this many times an epoch, at least this many steps
@@ -201,10 +201,9 @@ class Diagnostics(Callback):
         step = self._hist_step = trainer.global_step
         for writer in _tensorboards(trainer):
             for tag, linear in named_linears(_net(pl_module)):
-                writer.add_histogram(f"weights/{tag}", linear.weight.detach(), step, HIST_BINS)
+                write_histogram(writer, f"weights/{tag}", linear.weight, step, HIST_BINS)
                 if grads and linear.weight.grad is not None:
-                    grad = linear.weight.grad.detach()
-                    writer.add_histogram(f"grads/{tag}", grad, step, HIST_BINS)
+                    write_histogram(writer, f"grads/{tag}", linear.weight.grad, step, HIST_BINS)
 
     def _write_images(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Predictions on the whole `stage` split, drawn; skipped without TensorBoard or splits."""
