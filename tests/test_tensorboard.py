@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import train_in
+from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -80,6 +81,10 @@ def results_of(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
+def events_in(path: Path) -> list:
+    return list(event_file_loader.EventFileLoader(str(path)).Load())
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     (found,) = train(tmp_path_factory.mktemp("tb"), *OVERRIDES)
@@ -112,8 +117,11 @@ def test_scalars_match_results(events, run_dir):
     assert last_val == pytest.approx(metrics["final_val_loss"], rel=1e-6)
 
 
-def test_model_graph_logged(events):
+def test_model_graph_logged(events, run_dir):
     assert events.Tags()["graph"] is True
+    # Once: Lightning asks at the start of fit and again of test (one trace each).
+    graphs = [e for f in run_dir.glob("events.out.tfevents.*") for e in events_in(f)]
+    assert sum(e.HasField("graph_def") for e in graphs) == 1
     graph = events.Graph()
     assert len(graph.node) > 0
     ops = {node.op for node in graph.node}
