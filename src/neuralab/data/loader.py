@@ -141,9 +141,11 @@ class Chunk:
 
     On the CPU a single gather for all K batches writes them all out before the first
     is used; with MNIST-sized rows (100 x 128 x 784 floats: 40 MB) they leave the
-    cache and come back from RAM: measured 17 ms a chunk, 9% of the fit. Blocks of
-    about BLOCK_BYTES stay in the cache from gather to use, while small rows (digits:
-    17 KB a batch) still take one gather per chunk. On a GPU one gather is best.
+    cache and come back from RAM. Blocks of about BLOCK_BYTES stay in the cache from
+    gather to use (measured on 2 cores: 100 batches gathered and multiplied, 48 ms
+    whole vs 37 ms in blocks; the MNIST-sized fit 2.29 vs 2.16 s, medians of 8), while
+    small rows (digits: 17 KB a batch) still take one gather per chunk. On a GPU one
+    gather is best.
 
     Not a list or Sequence on purpose: Lightning's batch transfer rebuilds those,
     reading every batch up front (the tensors are on the device already).

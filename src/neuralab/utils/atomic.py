@@ -15,7 +15,14 @@ from pathlib import Path
 
 
 def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
+    try:  # Linux shows it; elsewhere reading it means setting it, which races
+        with open("/proc/self/status") as status:  # other threads creating files
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
