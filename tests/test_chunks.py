@@ -22,9 +22,9 @@ import torch
 from conftest import train_in
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from neuralab.callbacks.divergence import Diverged, DivergenceGuard
-from neuralab.callbacks.norms import NORM_KINDS
 from neuralab.data.loader import Chunk, EpochSampler, InMemoryLoader, batches_of
+from neuralab.diagnostics.norms import NORM_KINDS
+from neuralab.runtime.divergence import Diverged, DivergenceGuard
 
 # ------------------------------------------------------------------------- the loader
 
@@ -307,7 +307,7 @@ def test_a_fault_aimed_inside_a_chunk_acts_at_its_start(run_cli):
     """Batch hooks run once per chunk: RaiseAt(25) must not be skipped because step 25
     is no chunk boundary (digits: chunks of 20 steps, one an epoch). It fires at the
     start of the chunk holding step 25, i.e. after epoch 0, at global step 20."""
-    fault = ["+callbacks.fault._target_=neuralab.callbacks.faults.RaiseAt"]
+    fault = ["+callbacks.fault._target_=neuralab.runtime.faults.RaiseAt"]
     run = run_cli("train", *BASE, "logger=none", *fault, "+callbacks.fault.at_step=25")
     assert run.code == 1, run.out[-2000:]
     assert "injected failure at step 25" in run.results()["error"]

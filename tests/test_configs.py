@@ -29,8 +29,8 @@ from neuralab.checks import check_trainer
 from neuralab.compose import build_datamodule, build_module, build_trainer
 from neuralab.layers import ACTIVATIONS
 from neuralab.modules.supervised import SupervisedModule
+from neuralab.runtime.config import config_dir, register_resolvers, to_plain
 from neuralab.schedulers import build_scheduler
-from neuralab.utils.config import config_dir, register_resolvers, to_plain
 
 CONF = Path(config_dir())
 # conf/ folders that are not option groups: shared bases, single-option infra, machine-local.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from neuralab.callbacks.divergence import Diverged, DivergenceGuard
+from neuralab.runtime.divergence import Diverged, DivergenceGuard
 
 
 def assert_last_checkpoint_is_good(run_dir: Path, step: int) -> None:

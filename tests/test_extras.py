@@ -11,10 +11,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from neuralab.utils.print_config import CONFIG_TREE, config_tree, print_config
+from neuralab.runtime.print_config import CONFIG_TREE, config_tree, print_config
 
 POISON = (  # NaN weights just before step 2 (the fault debug=diverge uses)
-    "+callbacks.poison_weights._target_=neuralab.callbacks.faults.PoisonWeights",
+    "+callbacks.poison_weights._target_=neuralab.runtime.faults.PoisonWeights",
     "+callbacks.poison_weights.at_step=2",
 )
 

@@ -112,7 +112,7 @@ def _python(fork: Path, *args: str, timeout: int = 300) -> subprocess.CompletedP
 
 
 def test_the_copy_imports_its_own_package_and_configs(fork):
-    code = "import neuralab, neuralab.utils.config as c; print(neuralab.__file__, c.config_dir())"
+    code = "import neuralab, neuralab.runtime.config as c; print(neuralab.__file__, c.config_dir())"
     proc = _python(fork, "-c", code)
     assert proc.returncode == 0, proc.stderr
     package_file, conf = proc.stdout.split()

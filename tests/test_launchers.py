@@ -25,9 +25,9 @@ from omegaconf import OmegaConf
 from submitit.helpers import DelayedSubmission
 
 from hydra_plugins.neuralab_launchers.submitit_requeue import LocalLauncher, with_resume
-from neuralab.callbacks.faults import SignalAt
-from neuralab.utils.config import config_dir, register_resolvers
-from neuralab.utils.devices import claim_device, place_job, wants_own_device
+from neuralab.runtime.config import config_dir, register_resolvers
+from neuralab.runtime.devices import claim_device, place_job, wants_own_device
+from neuralab.runtime.faults import SignalAt
 
 TRAIN = str(Path(sys.executable).parent / "neuralab-train")
 TINY = ["data=xor", "callbacks.early_stopping=null", *FAST["train"]]
@@ -177,7 +177,7 @@ def test_which_jobs_get_a_gpu_of_their_own(trainer, gpus, expected):
 HOLD = """
 import sys, time
 from pathlib import Path
-from neuralab.utils.devices import claim_device
+from neuralab.runtime.devices import claim_device
 print(claim_device(Path(sys.argv[1]), int(sys.argv[2])), flush=True)
 time.sleep(60)
 """

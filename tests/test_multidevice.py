@@ -22,8 +22,8 @@ import pytest
 from conftest import FAST, Run, run_subprocess
 from omegaconf import OmegaConf
 
-from neuralab.callbacks.probe import RankProbe
 from neuralab.checks import check_strategy
+from neuralab.diagnostics.probe import RankProbe
 from neuralab.errors import ConfigError
 
 TRAIN = str(Path(sys.executable).parent / "neuralab-train")

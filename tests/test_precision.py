@@ -16,10 +16,10 @@ import torch
 from conftest import Run
 from omegaconf import OmegaConf
 
-from neuralab.callbacks.probe import RankProbe
 from neuralab.compose import build_net
+from neuralab.diagnostics.probe import RankProbe
 from neuralab.errors import ConfigError
-from neuralab.utils.checkpoint import check_same_training
+from neuralab.runtime.checkpoint_files import check_same_training
 
 TINY = ["data=xor", "trainer.max_epochs=1", "callbacks.early_stopping=null"]
 

@@ -24,9 +24,9 @@ import pytest
 import torch
 from conftest import FAST, Run
 
-from neuralab.callbacks.faults import PauseAt
 from neuralab.data.loader import EpochSampler, InMemoryLoader
-from neuralab.utils.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
+from neuralab.runtime.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
+from neuralab.runtime.faults import PauseAt
 
 TRAIN = str(Path(sys.executable).parent / "neuralab-train")
 # Chunks of 5 steps (20 an epoch): the pauses below land on chunk boundaries, mid-epoch.

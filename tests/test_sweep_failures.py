@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from conftest import Run
 
-from neuralab.callbacks.faults import RaiseAt
+from neuralab.runtime.faults import RaiseAt
 
 QUICK = ["debug=limit", f"+callbacks.fault._target_={RaiseAt.__module__}.{RaiseAt.__name__}"]
 

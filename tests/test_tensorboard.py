@@ -195,7 +195,7 @@ def test_multirun_each_job_has_its_own_tensorboard_row(tmp_path):
 
 @pytest.mark.parametrize("every_s, flushes", [(0.0, 3), (3600.0, 1)])
 def test_the_event_file_is_flushed_at_most_every_flush_every_s(tmp_path, every_s, flushes):
-    from neuralab.loggers import TensorBoardLogger
+    from neuralab.runtime.loggers import TensorBoardLogger
 
     logger = TensorBoardLogger(tmp_path, name="", version="", flush_every_s=every_s)
     calls = []

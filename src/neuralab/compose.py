@@ -21,7 +21,7 @@ from neuralab.checks import check_compile, check_optimizer
 from neuralab.data import ArrayDataModule
 from neuralab.init import apply_init
 from neuralab.losses import build_loss
-from neuralab.utils.checkpoint_io import AtomicCheckpointIO
+from neuralab.runtime.checkpoint_io import AtomicCheckpointIO
 
 
 def build_datamodule(cfg: DictConfig) -> ArrayDataModule:
@@ -100,7 +100,7 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Tra
     if cfg.trainer.get("enable_progress_bar") is False:  # what the user asked, not an error
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = _instantiate_group(cfg.get("logger"))
-    # Checkpoints are written atomically and loaded with weights_only (utils/checkpoint_io.py).
+    # Checkpoints are written atomically and loaded with weights_only (runtime/checkpoint_io.py).
     # None configured (callbacks=none, ~callbacks.model_checkpoint): none written, rather
     # than Lightning's default ModelCheckpoint saving every epoch behind the user's back.
     checkpoints = any(isinstance(c, Checkpoint) for c in callbacks)

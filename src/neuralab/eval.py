@@ -19,10 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from neuralab.compose import build_datamodule, build_module, build_trainer
 from neuralab.errors import ConfigError
-from neuralab.utils.checkpoint import find_checkpoint, load_checkpoint
-from neuralab.utils.cli import log, report_config_errors, write_json
-from neuralab.utils.config import config_dir, register_resolvers
-from neuralab.utils.print_config import print_config
+from neuralab.runtime.checkpoint_files import find_checkpoint, load_checkpoint
+from neuralab.runtime.cli import log, report_config_errors, write_json
+from neuralab.runtime.config import config_dir, register_resolvers
+from neuralab.runtime.print_config import print_config
 
 register_resolvers()
 

@@ -5,8 +5,8 @@ neuralab-train model=perceptron data=xor
 neuralab-train -m model=mlp,mlp_dropout optimizer=sgd,adam
 neuralab-train -m model=mlp,mlp_dropout optimizer=sgd,adam resume=true   # after a stop
 
-How a run ends (statuses, exit codes) is utils/job.py; which dir and checkpoint a
-resumed run continues is utils/run_dirs.py and utils/resume.py.
+How a run ends (statuses, exit codes) is runtime/job.py; which dir and checkpoint a
+resumed run continues is runtime/run_dirs.py and runtime/resume.py.
 """
 
 from __future__ import annotations
@@ -24,23 +24,23 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, open_dict
 
-from neuralab.callbacks.divergence import Diverged, DivergenceGuard
-from neuralab.callbacks.resume import ExactResume, logged_in
-from neuralab.callbacks.signals import GracefulStop, RunInterrupted, StopRequest
 from neuralab.checks import check_data_dir, check_monitors, check_run_settings, check_trainer
 from neuralab.compose import build_datamodule, build_module, build_trainer
 from neuralab.modules.base import EPOCHS_TAG
+from neuralab.runtime.checkpoint_files import check_same_training, check_weights_fit
+from neuralab.runtime.cli import log, write_json
+from neuralab.runtime.config import config_dir, register_resolvers, to_plain
+from neuralab.runtime.devices import place_job
+from neuralab.runtime.divergence import Diverged, DivergenceGuard
+from neuralab.runtime.exact_resume import ExactResume, logged_in
+from neuralab.runtime.hparams import flat_hparams, objective_name, summary_metrics, write_hparams
+from neuralab.runtime.job import run_job
+from neuralab.runtime.print_config import print_config
+from neuralab.runtime.resume import StartPlan, forget_outcome, last_checkpoint, plan_start
+from neuralab.runtime.run_dirs import OK, RESULTS
+from neuralab.runtime.run_info import record_session, run_info
+from neuralab.runtime.signals import GracefulStop, RunInterrupted, StopRequest
 from neuralab.sweep.optuna_pruning import Pruned
-from neuralab.utils.checkpoint import check_same_training, check_weights_fit
-from neuralab.utils.cli import log, write_json
-from neuralab.utils.config import config_dir, register_resolvers, to_plain
-from neuralab.utils.devices import place_job
-from neuralab.utils.hparams import flat_hparams, objective_name, summary_metrics, write_hparams
-from neuralab.utils.job import run_job
-from neuralab.utils.print_config import print_config
-from neuralab.utils.resume import StartPlan, forget_outcome, last_checkpoint, plan_start
-from neuralab.utils.run_dirs import OK, RESULTS
-from neuralab.utils.run_info import record_session, run_info
 
 register_resolvers()
 
@@ -71,7 +71,7 @@ def train(cfg: DictConfig) -> float | None:
         _continue_tensorboard(cfg, plan.step, output_dir)
     stop, last = StopRequest(), last_checkpoint(output_dir)
     guard = DivergenceGuard(cfg.divergence.check_every_n_steps, last)
-    if multirun:  # one GPU per launcher worker (utils/devices.py)
+    if multirun:  # one GPU per launcher worker (runtime/devices.py)
         place_job(cfg, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num)
     trainer = build_trainer(cfg, extra_callbacks=[ExactResume(), guard, GracefulStop(stop, last)])
     info = run_info(cfg.seed, trainer, _resumed_from(plan))
@@ -192,7 +192,7 @@ def _logged(trainer: L.Trainer, plan: StartPlan) -> dict[str, float]:
 
 
 def _attach(exc: Exception, trainer: L.Trainer, plan: StartPlan) -> Exception:
-    """Give the outcome the metrics logged so far: results.json keeps them (utils/job.py)."""
+    """Give the outcome the metrics logged so far: results.json keeps them (runtime/job.py)."""
     fit_metrics = _logged(trainer, plan)
     summary = summary_metrics(fit_metrics, {})
     exc.results = {  # NaN is not JSON: a diverged metric is null

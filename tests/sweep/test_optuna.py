@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import Run, train_in
 
-from neuralab.callbacks.faults import PauseAt, RaiseAt
+from neuralab.runtime.faults import PauseAt, RaiseAt
 from neuralab.sweep.optuna_report import COLUMNS
 
 TINY = ["data=iris", "trainer.max_epochs=2", "logger=none", "callbacks.diagnostics=null"]

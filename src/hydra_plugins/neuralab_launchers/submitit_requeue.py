@@ -11,7 +11,7 @@ SLURM sends it on preemption too. How a job then continues, in the same job dir:
    returns, requeues the job (`scontrol requeue`; locally, a restart) and exits.
 3. `checkpoint` returns this job with `resume=true` added: the same overrides, job number
    and sweep dir (Hydra copies the sweep's resolved dir into the job config), so the
-   requeued job lands in its own dir and continues from last.ckpt (utils/resume.py).
+   requeued job lands in its own dir and continues from last.ckpt (runtime/resume.py).
 
 A job that SLURM requeues by itself (a preemption without the signal) runs its first
 submission again; `SLURM_RESTART_COUNT` tells it apart and it resumes too. Hydra imports
@@ -27,7 +27,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn
 
-from neuralab.utils.run_dirs import RESUME_KEYS
+from neuralab.runtime.run_dirs import RESUME_KEYS
 
 try:  # the `sweeps` extra: without it these launchers do not exist (and Hydra says so)
     from hydra_plugins.hydra_submitit_launcher import submitit_launcher as stock

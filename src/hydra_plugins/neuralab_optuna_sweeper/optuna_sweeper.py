@@ -74,7 +74,7 @@ class OptunaSweeper(Sweeper):
 def _refuse(errors: list) -> NoReturn:
     """Bad settings: one line each on stderr, exit status 2 (as for bad input to a run);
     nothing was launched and no study was created."""
-    from neuralab.utils.job import EXIT_BAD_INPUT
+    from neuralab.runtime.job import EXIT_BAD_INPUT
 
     for error in errors:
         print(f"neuralab: error: {error}", file=sys.stderr)

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 
 from neuralab.errors import ConfigError, lookup
-from neuralab.utils.atomic import sibling_temp
+from neuralab.runtime.atomic import sibling_temp
 
 # The checksums and mirrors are those of torchvision.datasets.MNIST / FashionMNIST, so a
 # directory torchvision filled is accepted byte for byte. The S3 mirror comes first for

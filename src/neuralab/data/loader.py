@@ -21,7 +21,7 @@ Chunks: Lightning's loop costs a few hundred microseconds per `training_step` ca
 (hooks over every callback, the optimization closure, progress bookkeeping), as much
 as a whole optimizer step of a small MLP. With `steps_per_chunk=K` the loader yields a
 `Chunk` of K batches, and the module takes their K optimizer steps in one call
-(`neuralab.modules.chunk`), so Lightning's per-call cost is paid once per K steps.
+(`neuralab.runtime.chunks`), so Lightning's per-call cost is paid once per K steps.
 K=1 yields plain batches: Lightning's usual loop.
 """
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from neuralab.data.loader import batches_of
 from neuralab.modules.base import MetricsModule
-from neuralab.modules.chunk import ChunkSteps, total_steps
+from neuralab.runtime.chunks import ChunkSteps, total_steps
 from neuralab.schedulers import build_scheduler
 
 

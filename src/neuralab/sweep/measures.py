@@ -4,7 +4,7 @@
 `results.json`, `timing.json`, `checkpoints/` and the TensorBoard event files)
 that returns a number, or None when the job cannot give one (no event file, no
 checkpoint, a target never reached). Experiment configs name them in
-`report.table` (conf/experiment/*.yaml); scripts/experiments.py computes them.
+`report.table` (conf/experiment/*.yaml); scripts/lab/experiments.py computes them.
 Every function only reads files, so it works on a finished sweep, moved or not.
 """
 
@@ -23,7 +23,7 @@ from neuralab.sweep.plots import load_points
 
 # epochs_to_target when the job's config has no `report.target`.
 DEFAULT_TARGET = 0.9
-FIRST_LAYER_GRAD = "grad_norm/layer00_"  # + the first Linear's name (callbacks/norms.py)
+FIRST_LAYER_GRAD = "grad_norm/layer00_"  # + the first Linear's name (diagnostics/norms.py)
 EPOCH_END_TAG = "train/loss"  # logged once per epoch, at the epoch's last step
 MAX_CLASSES = 10  # test_recall_0 .. test_recall_9
 
@@ -143,7 +143,7 @@ def _test_recalls_cached(job_dir: str, _stamp: int) -> tuple[float, ...]:
 
     from neuralab.eval import rebuild
     from neuralab.nets.perceptron import scores_to_classes
-    from neuralab.utils.checkpoint import load_checkpoint
+    from neuralab.runtime.checkpoint_files import load_checkpoint
 
     module, datamodule = rebuild(load_checkpoint(Path(job_dir) / "checkpoints" / "best.ckpt"))
     datamodule.setup("test")

@@ -8,7 +8,7 @@ submitit) the callback finds no trial and pruning is off. It is also off under D
 ranks would have to agree on the decision) and in every run outside an Optuna sweep, where
 `OptunaPruning` (in conf/callbacks/default.yaml) does nothing.
 
-A pruned run raises `Pruned`; it ends with status `pruned` (utils/job.py) and the sweep goes
+A pruned run raises `Pruned`; it ends with status `pruned` (runtime/job.py) and the sweep goes
 on. This module imports no optuna: it only calls the trial's `report` and `should_prune`.
 """
 

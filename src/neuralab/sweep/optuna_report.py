@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
+from neuralab.runtime.run_dirs import RESUME_KEYS
 from neuralab.sweep.optuna_space import SearchSpace
 from neuralab.sweep.results import TRIALS_CSV, override_key, write_atomic
-from neuralab.utils.run_dirs import RESUME_KEYS
 
 BEST_PARAMS = "best_params.yaml"
 COLUMNS = ["number", "state", "value", "status", "duration_s", "job_dir"]

@@ -20,10 +20,10 @@ import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 
+from neuralab.runtime.run_dirs import FAILED, OK, read_status
 from neuralab.sweep import optuna_pruning, optuna_study
 from neuralab.sweep.optuna_report import write_reports
 from neuralab.sweep.optuna_space import SearchSpace, SearchSpaceError, parse_space
-from neuralab.utils.run_dirs import FAILED, OK, read_status
 
 log = logging.getLogger(__name__)
 # Hydra's Launcher.launch(job_overrides, initial_job_idx) -> one JobReturn per job

@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from neuralab.errors import ConfigError
-from neuralab.utils.run_dirs import DIVERGED, OK, PRUNED
+from neuralab.runtime.run_dirs import DIVERGED, OK, PRUNED
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "none")

@@ -27,8 +27,8 @@ from typing import TypeVar
 
 import yaml
 
+from neuralab.runtime.run_dirs import RESUME_KEYS
 from neuralab.sweep.markdown import to_markdown
-from neuralab.utils.run_dirs import RESUME_KEYS
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """The exit status of a multirun: non-zero only if no job ended `ok`.
 
-neuralab-train catches a job's failure (utils/job.py) so the sweep goes on, which also
+neuralab-train catches a job's failure (runtime/job.py) so the sweep goes on, which also
 means Hydra sees every job as completed. This callback reads the jobs' results.json at
 the end, logs one line per status, and exits 1 when every job failed or diverged.
 
@@ -20,8 +20,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from neuralab.runtime.run_dirs import OK, read_status
 from neuralab.sweep.results import job_dirs
-from neuralab.utils.run_dirs import OK, read_status
 
 log = logging.getLogger("neuralab")
 MISSING = "missing"  # no results.json: killed hard, or crashed before writing one

@@ -1,0 +1,87 @@
+"""Activation statistics of one batch, gathered by forward hooks.
+
+For every activation module of the net (the classes of neuralab.layers.ACTIVATIONS,
+except identity), on one batch of outputs y (B, U):
+    act_mean, act_std   over all B*U values
+    act_saturated       tanh / sigmoid only: share of the B*U values near a bound
+                        (|y| > 0.99 for tanh; y < 0.01 or y > 0.99 for sigmoid),
+                        where the local gradient is below 0.02 (tanh) or 0.01 (sigmoid)
+    act_dead            ReLU family only: share of the U units whose output is <= 0
+                        for every sample of the batch
+"Dead" is one condition for the whole family: the unit never enters its positive,
+linear regime on the batch (for each of these y <= 0 exactly when the input is <= 0).
+For relu such a unit gets exactly zero gradient, the classic dead ReLU; for
+leaky_relu, elu, selu, gelu and silu it only gets the small negative-side gradient,
+so the same number reads "stuck on the flat side", comparable across a sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from neuralab.diagnostics.norms import layer_tag
+from neuralab.layers import ACTIVATIONS
+
+ACT_KINDS = ("act_mean", "act_std", "act_saturated", "act_dead")
+SATURATION = 0.99  # how close to a bound counts as saturated (bounds: +-1 tanh, 0/1 sigmoid)
+
+# y (B, U) -> bool (B, U): the values sitting near a bound.
+SATURATING: dict[type[nn.Module], Callable[[Tensor], Tensor]] = {
+    ACTIVATIONS["tanh"]: lambda y: y.abs() > SATURATION,
+    ACTIVATIONS["sigmoid"]: lambda y: (y < 1 - SATURATION) | (y > SATURATION),
+}
+DEAD_FAMILY = tuple(ACTIVATIONS[n] for n in ("relu", "leaky_relu", "elu", "selu", "gelu", "silu"))
+# identity also fills the norm and dropout slots of an MLP block: nothing to watch there.
+WATCHED = tuple(cls for cls in ACTIVATIONS.values() if cls is not nn.Identity)
+
+
+def named_activations(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every activation module with its tag suffix, in registration order."""
+    acts = [(name, m) for name, m in net.named_modules() if type(m) in WATCHED]
+    return [(layer_tag(i, name), m) for i, (name, m) in enumerate(acts)]
+
+
+def batch_stats(module: nn.Module, y: Tensor) -> dict[str, Tensor]:
+    """The statistics that apply to this activation type, as 0-d device tensors."""
+    y = y.detach().float().flatten(1)  # (B, U)
+    stats = {"act_mean": y.mean(), "act_std": y.std(unbiased=False)}
+    saturated = SATURATING.get(type(module))
+    if saturated is not None:
+        stats["act_saturated"] = saturated(y).float().mean()
+    if isinstance(module, DEAD_FAMILY):
+        stats["act_dead"] = (y <= 0).all(dim=0).float().mean()
+    return stats
+
+
+class ActivationProbe:
+    """Hooks every activation for one forward pass; `stats` then holds tag -> 0-d tensor."""
+
+    def __init__(self, net: nn.Module):
+        self.layers = named_activations(net)
+        self.stats: dict[str, Tensor] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def attach(self) -> None:
+        self.detach()
+        self.stats = {}
+        for tag, module in self.layers:
+            self._handles.append(module.register_forward_hook(self._hook(tag)))
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    @property
+    def attached(self) -> bool:
+        return bool(self._handles)
+
+    def _hook(self, tag: str) -> Callable[[nn.Module, tuple, Tensor], None]:
+        def record(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+            for kind, value in batch_stats(module, output).items():
+                self.stats[f"{kind}/{tag}"] = value
+
+        return record

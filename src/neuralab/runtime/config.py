@@ -1,0 +1,53 @@
+"""Finding conf/, the OmegaConf resolvers configs use, and config -> plain dict."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from neuralab.runtime.run_dirs import resume_dir
+from neuralab.sweep.naming import job_dirname
+
+
+def config_dir() -> str:
+    """conf/ at the repo root (editable install, a fork) or inside the installed package."""
+    here = Path(__file__).resolve().parent.parent  # src/neuralab
+    for candidate in (here.parent.parent / "conf", here / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"no conf/train.yaml next to {here}")
+
+
+# conf/hydra/launcher/joblib.yaml and submitit_local.yaml carry the names of the launcher
+# plugins' own configs, which Hydra then uses as their schema (so a typo in hydra.launcher.*
+# is refused) and warns, on every run, that this "automatic schema matching" is deprecated.
+# The presets list every key themselves: they also work once Hydra drops the matching.
+warnings.filterwarnings(
+    "ignore", message=r"\s*'hydra/launcher/(joblib|submitit_local)' is validated against"
+)
+
+
+def register_resolvers() -> None:
+    """`${mul:a,b}` derives one setting from another (max_lr = 10 x lr);
+    `${pid:}` keeps run dirs of processes started together apart;
+    `${job_dirname:num,overrides}` names sweep job dirs after their overrides;
+    `${resume_dir:run|sweep,parent,name}` is the run dir resume=true continues."""
+    if not OmegaConf.has_resolver("mul"):
+        OmegaConf.register_new_resolver("mul", lambda a, b: a * b)
+    if not OmegaConf.has_resolver("pid"):
+        # Cached like Hydra's `${now:}`: Hydra copies the sweep config's cache into every
+        # job's config, so jobs run in launcher workers (joblib, submitit) keep the sweep
+        # dir of the process that started the sweep instead of naming one after their own.
+        OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True)
+    if not OmegaConf.has_resolver("job_dirname"):
+        OmegaConf.register_new_resolver("job_dirname", job_dirname)
+    if not OmegaConf.has_resolver("resume_dir"):
+        OmegaConf.register_new_resolver("resume_dir", resume_dir)
+
+
+def to_plain(cfg: DictConfig) -> dict:
+    """The resolved config as built-in types: safe inside a weights_only checkpoint."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)

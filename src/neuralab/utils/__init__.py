@@ -1,1 +1,0 @@
-"""Small helpers, one concern per module."""

@@ -1,0 +1,186 @@
+"""The experiments of conf/experiment/ run, and docs/EXPERIMENTS.md is generated from them.
+
+Every experiment config is found at collection, composed, and run as its own smoke
+sweep (report.smoke) through the real CLI; then its table columns and curve must be
+there. The report generator is checked on a tiny real sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import train_in
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from neuralab.errors import ConfigError
+from neuralab.sweep.results import OK, collect, group_by_config
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "lab"))  # the scripts are plain files, not a package
+import experiment_results  # noqa: E402
+import experiment_spec  # noqa: E402
+import experiments  # noqa: E402
+import experiments_report  # noqa: E402
+
+NAMES = experiment_spec.config_names()
+DOC = ROOT / "docs" / "EXPERIMENTS.md"
+
+
+def composed(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", [f"experiment={name}", *overrides], return_hydra_config=True)
+
+
+def smoke_configurations(params) -> int:
+    """How many configurations (seed excluded) the sweep has: Hydra's own parser."""
+    parser, count = OverridesParser.create(), 1
+    for key, value in params.items():
+        if key.lstrip("+~") == experiment_spec.SEED_KEY:
+            continue
+        override = parser.parse_override(f"{key}={value}")
+        count *= len(list(override.sweep_string_iterator())) if override.is_sweep_override() else 1
+    return count
+
+
+def allowed_statuses(exp: experiment_spec.Experiment, overrides: list[str]) -> set[str]:
+    """ok; diverged too where divergence is what the experiment (or the job) is about."""
+    about = f"{exp.title} {exp.claim}".lower()
+    diverging = "diverg" in about or any(o.startswith("debug=diverge") for o in overrides)
+    return {OK, "diverged"} if diverging else {OK}
+
+
+def quicker(cfg) -> list[str]:
+    """No diagnostic pictures in the smoke runs (a third of their time); scalars stay."""
+    if not cfg.callbacks.get("diagnostics"):
+        return []
+    return ["callbacks.diagnostics.images=false", "callbacks.diagnostics.histograms=false"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_experiment_smoke_sweep(name, run_cli, tmp_path):
+    exp = experiment_spec.load(name)  # the contract: every experiment has a report: block
+    cfg = composed(name, exp.smoke)
+    assert cfg.task_name == name
+    expected = smoke_configurations(cfg.hydra.sweeper.params)
+
+    run = run_cli("train", "-m", f"experiment={name}", *exp.smoke, *quicker(cfg))
+    assert run.code == 0, run.out[-4000:]
+    (sweep_dir,) = (tmp_path / "logs" / name / "multiruns").iterdir()
+    jobs = collect(sweep_dir)
+    assert len(group_by_config(jobs)) == expected, [j.dir.name for j in jobs]
+    for job in jobs:
+        assert job.status in allowed_statuses(exp, job.overrides), (job.dir.name, job.error)
+    assert any(job.status == OK for job in jobs)
+
+    # Every table column is a results.csv column or a measure, and measures give numbers.
+    header = (sweep_dir / "results.csv").read_text().splitlines()[0].split(",")
+    for column in exp.table:
+        assert column in header or column in experiment_results.MEASURES, column
+    table = experiment_results.build(exp, sweep_dir)  # computes every measure of every job
+    assert len(table.rows) == expected
+    tag, _, lines = experiment_results.curves(table)  # raises if the curve tag is missing
+    assert tag.startswith(exp.curve) and any(ys for _, _, ys in lines)
+
+
+@pytest.mark.parametrize("name", experiment_spec.reported_names())  # the rest fail above
+def test_experiment_has_its_section_in_the_docs(name):
+    assert DOC.is_file(), "docs/EXPERIMENTS.md: run python scripts/lab/experiments.py all"
+    assert experiments_report.anchor(name) in DOC.read_text(), f"regenerate {DOC}"
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory) -> Path:
+    """A real 2-configuration x 2-seed sweep on XOR, two epochs each."""
+    root = tmp_path_factory.mktemp("tiny")
+    sweep_dir = root / "exp" / "tiny"
+    train_in(
+        root,
+        "-m",
+        "data=xor",
+        "model.hidden_sizes=[4]",
+        "model.activation=tanh,relu",
+        "seed=1,2",
+        "trainer.max_epochs=2",
+        "callbacks.diagnostics.images=false",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    return sweep_dir
+
+
+def tiny_experiment(name: str = "tiny", **changes) -> experiment_spec.Experiment:
+    report = {"title": f"Tiny {name}", "claim": "tanh and relu differ.", "curve": "val/"}
+    report |= {"table": ["best_val_acc", "epochs"], **changes}
+    config = {"report": report, "hydra": {"sweeper": {"params": {"model.activation": "x"}}}}
+    return experiment_spec.from_dict(name, config)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    return struct.unpack(">II", path.read_bytes()[16:24])  # the IHDR chunk's width, height
+
+
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_report_from_a_tiny_sweep(tiny_sweep, tmp_path):
+    notes = tmp_path / "notes.json"
+    entry = {k: f"the {k}" for k in experiments_report.NOTES_KEYS}
+    notes.write_text(json.dumps([entry]))
+    out = tmp_path / "docs" / "EXPERIMENTS.md"
+    missing = experiments_report.write_report(
+        [tiny_experiment(), tiny_experiment("never")], tiny_sweep.parent, out, notes
+    )
+    text = out.read_text()
+
+    assert missing == ["never"]
+    rows = [cells(line) for line in text.splitlines() if line.startswith("| `")]
+    assert [r[0] for r in rows] == ["`tanh`", "`relu`"]
+    # The tanh cell is the mean ± std of the two seeds' results.json values.
+    values = [
+        json.loads((d / "results.json").read_text())["metrics"]["best_val_acc"]
+        for d in sorted(tiny_sweep.glob("*model.activation=tanh*"))
+    ]
+    expected = f"{statistics.fmean(values):.4g} ± {statistics.stdev(values):.2g}"
+    assert rows[0][1:4] == ["2", expected, "2 ± 0"]  # seeds, best_val_acc, epochs
+    assert png_size(out.parent / "figures" / "tiny.png") == (600, 400)
+    assert "![val/](figures/tiny.png)" in text and "**Outcome.**" in text
+    assert "**Not run yet**" in text and "neuralab-train -m experiment=never" in text
+    assert "1. **the verdict**: the statement" in text and "`the test`" in text
+
+
+def test_report_without_notes_says_how_to_produce_them(tiny_sweep, tmp_path):
+    out = tmp_path / "EXPERIMENTS.md"
+    experiments_report.write_report([tiny_experiment()], tiny_sweep.parent, out, tmp_path / "no")
+    assert f"Not measured yet: run `{experiments_report.NOTES_COMMAND}`" in out.read_text()
+
+
+def test_unknown_table_column_and_curve_are_refused(tiny_sweep):
+    with pytest.raises(ConfigError, match="experiment tiny: report.table.*'nope'.*best_val_acc"):
+        experiment_results.build(tiny_experiment(table=["nope"]), tiny_sweep)
+    table = experiment_results.build(tiny_experiment(curve="nope/"), tiny_sweep)
+    with pytest.raises(ConfigError, match="experiment tiny: report.curve.*val/acc"):
+        experiment_results.curves(table)
+
+
+def test_bad_report_block_is_one_clear_error():
+    with pytest.raises(ConfigError, match="experiment x: report.table=None .*non-empty list"):
+        experiment_spec.from_dict("x", {"report": {"title": "t", "claim": "c", "curve": "v"}})
+
+
+def test_cli_refuses_unknown_names_and_missing_runs(tmp_path, capsys):
+    assert experiments.main(["run", "no_such_experiment"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no_such_experiment" in err
+    assert all(n in err for n in experiment_spec.reported_names())
+
+    name = experiment_spec.reported_names()[0]
+    args = ["report", name, "--logs", str(tmp_path / "empty"), "--out", str(tmp_path / "E.md")]
+    assert experiments.main(args) == 1
+    assert experiments.main([*args, "--allow-missing"]) == 0
+    assert "**Not run yet**" in (tmp_path / "E.md").read_text()
