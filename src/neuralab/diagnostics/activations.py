@@ -1,18 +1,21 @@
 """Activation statistics of one batch, gathered by forward hooks.
 
 For every activation module of the net (the classes of neuralab.layers.ACTIVATIONS,
-except identity), on one batch of outputs y (B, U):
-    act_mean, act_std   over all B*U values
-    act_saturated       tanh / sigmoid only: share of the B*U values near a bound
+except identity), on one batch of outputs y: (B, U) from a Linear, or (B, C, *spatial)
+from a conv, where a "unit" is a channel (a conv filter: it shares its weights across
+positions, so it is dead or alive as a whole). N is every value of the batch:
+    act_mean, act_std   over all N values
+    act_saturated       tanh / sigmoid only: share of the N values near a bound
                         (|y| > 0.99 for tanh; y < 0.01 or y > 0.99 for sigmoid),
                         where the local gradient is below 0.02 (tanh) or 0.01 (sigmoid)
-    act_dead            ReLU family only: share of the U units whose output is <= 0
-                        for every sample of the batch
+    act_dead            ReLU family only: share of the units (U features, or C channels)
+                        whose output is <= 0 for every sample (and position) of the batch
 "Dead" is one condition for the whole family: the unit never enters its positive,
 linear regime on the batch (for each of these y <= 0 exactly when the input is <= 0).
 For relu such a unit gets exactly zero gradient, the classic dead ReLU; for
 leaky_relu, elu, selu, gelu and silu it only gets the small negative-side gradient,
 so the same number reads "stuck on the flat side", comparable across a sweep.
+Only activation modules are seen: a net calling F.relu in forward has no act_ tags.
 """
 
 from __future__ import annotations
@@ -46,13 +49,15 @@ def named_activations(net: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def batch_stats(module: nn.Module, y: Tensor) -> dict[str, Tensor]:
     """The statistics that apply to this activation type, as 0-d device tensors."""
-    y = y.detach().float().flatten(1)  # (B, U)
+    y = y.detach().float()
     stats = {"act_mean": y.mean(), "act_std": y.std(unbiased=False)}
     saturated = SATURATING.get(type(module))
     if saturated is not None:
         stats["act_saturated"] = saturated(y).float().mean()
     if isinstance(module, DEAD_FAMILY):
-        stats["act_dead"] = (y <= 0).all(dim=0).float().mean()
+        # The largest value of each unit: over the batch, and over positions for a conv.
+        peak = y.amax(dim=(0, *range(2, y.dim())))  # (U,) or (C,)
+        stats["act_dead"] = (peak <= 0).float().mean()
     return stats
 
 

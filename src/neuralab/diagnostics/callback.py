@@ -1,11 +1,12 @@
 """TensorBoard diagnostics: why a net trains or fails, seen without writing code.
 
 Tags, with layers in input -> output order (`layerNN_<module name>`):
-  grad_norm/, weight_norm/, update_ratio/   each nn.Linear, every `every_n_steps` optimizer steps
+  grad_norm/, weight_norm/, update_ratio/   each layer with a >= 2-D weight (Linear, ConvNd, ...),
+                                            every `every_n_steps` optimizer steps
                                             (auto: ~20 times an epoch, >= 10 steps apart)
   act_mean/, act_std/, act_saturated/, act_dead/
                                             each activation, one validation batch per epoch
-  weights/, grads/ (histograms)             each nn.Linear, first step of a picture epoch;
+  weights/, grads/ (histograms)             each such layer, first step of a picture epoch;
                                             weights again at the end of fit
   val/confusion_matrix, val/decision_boundary (2-D data), val/pred_vs_target (regression)
                                             each picture epoch, and at the end of fit
@@ -41,7 +42,7 @@ from neuralab.diagnostics.images import (
     pred_vs_target_image,
     predict,
 )
-from neuralab.diagnostics.norms import NORM_KINDS, NormProbe, named_linears
+from neuralab.diagnostics.norms import NORM_KINDS, NormProbe, named_weighted
 from neuralab.errors import ConfigError
 from neuralab.losses import CLASSIFICATION
 from neuralab.runtime.loggers import write_histogram, write_png
@@ -84,7 +85,7 @@ class Diagnostics(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not in setup(): the net is on its device and in its final process by now.
         net = _net(pl_module)
-        self._norms = NormProbe(named_linears(net)) if self.norms else None
+        self._norms = NormProbe(named_weighted(net)) if self.norms else None
         self._acts = ActivationProbe(net) if self.activations else None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -200,10 +201,10 @@ class Diagnostics(Callback):
     ) -> None:
         step = self._hist_step = trainer.global_step
         for writer in _tensorboards(trainer):
-            for tag, linear in named_linears(_net(pl_module)):
-                write_histogram(writer, f"weights/{tag}", linear.weight, step, HIST_BINS)
-                if grads and linear.weight.grad is not None:
-                    write_histogram(writer, f"grads/{tag}", linear.weight.grad, step, HIST_BINS)
+            for tag, layer in named_weighted(_net(pl_module)):
+                write_histogram(writer, f"weights/{tag}", layer.weight, step, HIST_BINS)
+                if grads and layer.weight.grad is not None:
+                    write_histogram(writer, f"grads/{tag}", layer.weight.grad, step, HIST_BINS)
 
     def _write_images(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Predictions on the whole `stage` split, drawn; skipped without TensorBoard or splits."""

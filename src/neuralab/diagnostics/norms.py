@@ -1,8 +1,11 @@
-"""Per-layer gradient norm, weight norm and update/weight ratio of every nn.Linear.
+"""Per-layer gradient norm, weight norm and update/weight ratio of every weighted layer.
 
-A "layer" is an nn.Linear of the net, in registration order (input -> output for
-the MLP: blocks.0.linear, blocks.1.linear, ..., head). Norms are Frobenius norms
-of the weight matrix only (biases are excluded: they are few and start at zero).
+A "layer" is a module of the net with a weight of >= 2 dimensions (Linear, ConvNd,
+Embedding, ...), named by its path, in registration order (input -> output for the
+MLP: blocks.0.linear, blocks.1.linear, ..., head; for a conv net e.g. features.0, head).
+1-D weights (the scale of a norm layer) are left out: they are not a map from one
+layer's units to the next. Norms are Frobenius norms of the whole weight, kernel
+dims included (biases are excluded: they are few and start at zero).
 Everything stays a device tensor; the caller turns a batch of them into floats
 once per epoch, so nothing here synchronises with the host.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
 
 NORM_KINDS = ("grad_norm", "weight_norm", "update_ratio")
 
@@ -20,10 +24,17 @@ def layer_tag(index: int, name: str) -> str:
     return f"layer{index:02d}_{name}"
 
 
-def named_linears(net: nn.Module) -> list[tuple[str, nn.Linear]]:
-    """Every nn.Linear of `net` with its tag suffix, in registration order."""
-    linears = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Linear)]
-    return [(layer_tag(i, name), m) for i, (name, m) in enumerate(linears)]
+def named_weighted(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every module of `net` with a >= 2-D weight, with its tag suffix, in registration order."""
+    layers = [(name, m) for name, m in net.named_modules() if _has_matrix_weight(m)]
+    return [(layer_tag(i, name), m) for i, (name, m) in enumerate(layers)]
+
+
+def _has_matrix_weight(module: nn.Module) -> bool:
+    # A real Parameter only: a parametrized weight (weight_norm) is recomputed on each
+    # access, and a lazy one has no shape before the first forward.
+    weight = getattr(module, "weight", None)
+    return isinstance(weight, nn.Parameter) and not is_lazy(weight) and weight.dim() >= 2
 
 
 def _norms(tensors: list[Tensor]) -> Tensor:  # L tensors -> (L,)
@@ -33,7 +44,7 @@ def _norms(tensors: list[Tensor]) -> Tensor:  # L tensors -> (L,)
 class NormProbe:
     """Measures one optimizer step: call `before_step` after backward, `after_step` after it."""
 
-    def __init__(self, layers: list[tuple[str, nn.Linear]]):
+    def __init__(self, layers: list[tuple[str, nn.Module]]):
         self.tags = [tag for tag, _ in layers]
         self.weights = [m.weight for _, m in layers]
         self._grad_norm: Tensor | None = None

@@ -11,22 +11,24 @@ from collections.abc import Mapping
 
 from lightning.pytorch.loggers import TensorBoardLogger
 
+# Model keys that wire a net to the run (shapes derived from the data and loss, how it
+# runs), not choices about the net: never columns.
+WIRING = {"_target_", "in_features", "out_features", "num_classes", "compile"}
+# The nets whose columns are fixed (width, depth, ...), so that MLP and perceptron
+# runs line up in one table; any other net brings its own keys as columns.
+BUILTIN_NETS = {
+    "neuralab.nets.MLP",
+    "neuralab.nets.mlp.MLP",
+    "neuralab.nets.Perceptron",
+    "neuralab.nets.perceptron.Perceptron",
+}
+
 
 def flat_hparams(config: Mapping, choices: Mapping) -> dict[str, object]:
     model, opt, data = config["model"], config.get("optimizer", {}), config["data"]
-    hidden = list(model.get("hidden_sizes") or [])
     perceptron_rule = config["module"]["_target_"].endswith("PerceptronModule")
     trainer = config["trainer"]
-    return {
-        "data": choices.get("data", data["source"]),
-        "model": choices.get("model", "?"),
-        "width": max(hidden, default=0),
-        "depth": len(hidden),
-        "hidden_sizes": "-".join(map(str, hidden)) or "none",
-        "activation": "step" if perceptron_rule else model.get("activation", "?"),
-        "dropout": float(model.get("dropout", 0.0)),
-        "norm": str(model.get("norm", "none")),
-        "residual": bool(model.get("residual", False)),
+    run = {
         "init": config["init"]["scheme"],
         "optimizer": "perceptron_rule" if perceptron_rule else choices.get("optimizer", "?"),
         "lr": float(config["module"]["lr"] if perceptron_rule else opt.get("lr", 0.0)),
@@ -42,6 +44,51 @@ def flat_hparams(config: Mapping, choices: Mapping) -> dict[str, object]:
         "grad_clip_algorithm": str(trainer.get("gradient_clip_algorithm", "norm")),
         "seed": int(config["seed"]),
     }
+    head = {"data": choices.get("data", data["source"]), "model": choices.get("model", "?")}
+    if model.get("_target_") in BUILTIN_NETS:
+        net = _builtin_net_columns(model, perceptron_rule)
+    else:  # a forker's net: its own config keys, renamed where they meet a run column
+        net = {
+            (k if k not in run and k not in head else f"model.{k}"): v
+            for k, v in _own_columns(model).items()
+        }
+    return {**head, **net, **run}
+
+
+def _builtin_net_columns(model: Mapping, perceptron_rule: bool) -> dict[str, object]:
+    """The MLP's and the perceptron's columns: the same names for both, so they compare."""
+    hidden = list(model.get("hidden_sizes") or [])
+    return {
+        "width": max(hidden, default=0),
+        "depth": len(hidden),
+        "hidden_sizes": _joined(hidden),
+        "activation": "step" if perceptron_rule else model.get("activation", "?"),
+        "dropout": float(model.get("dropout", 0.0)),
+        "norm": str(model.get("norm", "none")),
+        "residual": bool(model.get("residual", False)),
+    }
+
+
+def _own_columns(model: Mapping) -> dict[str, object]:
+    """Scalar keys as they are, lists of scalars joined ("8-16"); nested sections skipped."""
+    columns: dict[str, object] = {}
+    for key, value in model.items():
+        if key in WIRING:
+            continue
+        if isinstance(value, list) and all(_is_scalar(v) for v in value):
+            columns[key] = _joined(value)
+        elif _is_scalar(value):
+            # TensorBoard's HParams take bool, number or string: None reads "none".
+            columns[key] = "none" if value is None else value
+    return columns
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def _joined(values: list) -> str:
+    return "-".join(map(str, values)) or "none"
 
 
 def summary_metrics(
