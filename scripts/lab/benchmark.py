@@ -1,8 +1,8 @@
 """Benchmark `neuralab-train` against a minimal hand-written PyTorch loop.
 
-    python scripts/lab/benchmark.py            # full: digits + MNIST-sized, 16-job multirun
-    python scripts/lab/benchmark.py --tiny         # seconds: a smoke test of the script itself
-    python scripts/lab/benchmark.py --readme README.md # also rewrite README's benchmark section
+    python scripts/lab/benchmark.py         # full: digits + MNIST-sized, 16-job multirun
+    python scripts/lab/benchmark.py --tiny  # seconds: a smoke test of the script itself
+    python scripts/lab/benchmark.py --doc docs/PERFORMANCE.md  # also rewrite its section there
 
 For each workload the two contenders alternate (plain, neuralab, plain, ...)
 `--repeats` times over the same data, model, init, optimizer, batch size and
@@ -240,7 +240,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=16, help="multirun size (0: skip)")
     p.add_argument("--tiny", action="store_true", help="tiny sizes: check the script runs")
     p.add_argument("--out", type=Path, default=Path("logs/benchmark/benchmark.json"))
-    p.add_argument("--readme", type=Path, help="rewrite this file's benchmark section")
+    # --readme: the option's old name (the section lived in README.md before docs/)
+    p.add_argument("--doc", "--readme", type=Path, help="rewrite this file's benchmark section")
     p.add_argument("--from-json", type=Path, help="measure nothing: render this saved report")
     p.add_argument("--plain-once", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--override", action="append", default=[], help=argparse.SUPPRESS)
@@ -255,11 +256,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     if args.plain_once:  # child process of run_plain: one plain loop, result on stdout
         print(json.dumps(plain_loop(args.override, args.epochs)))
         return None
-    if args.from_json:  # README from a saved report: the figures stay those measured
+    if args.from_json:  # the doc from a saved report: the figures stay those measured
         report = json.loads(args.from_json.read_text())
         print(markdown(report))
-        if args.readme:
-            replace_section(args.readme, "benchmark", markdown(report))
+        if args.doc:
+            replace_section(args.doc, "benchmark", markdown(report))
         return report
     workloads = with_gpu(TINY if args.tiny else WORKLOADS)
     report = {
@@ -290,8 +291,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     args.out.write_text(json.dumps(report, indent=2))
     print(markdown(report))
     print(f"\nwritten: {args.out}")
-    if args.readme:
-        replace_section(args.readme, "benchmark", markdown(report))
+    if args.doc:
+        replace_section(args.doc, "benchmark", markdown(report))
     return report
 
 

@@ -1,4 +1,4 @@
-"""The benchmark's report: the machine it ran on, and README's section rendered from it."""
+"""The benchmark's report: the machine it ran on, and its docs/PERFORMANCE.md section."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 
 
 def markdown(report: dict) -> str:
-    """README's benchmark section, generated from a report (never typed by hand)."""
+    """docs/PERFORMANCE.md's benchmark section, generated from a report (never typed by hand)."""
     env = report["environment"]
     lines = [
         f"Measured by `{report['command']}` on {env['cpus']} CPU cores, torch {env['torch']}, "

@@ -2,6 +2,7 @@
 
     python scripts/lab/diagnostics_cost.py                        # default config, 5 repeats
     python scripts/lab/diagnostics_cost.py --repeats 9 data=mnist # any neuralab-train overrides
+    python scripts/lab/diagnostics_cost.py --doc docs/PERFORMANCE.md  # also rewrite the doc's table
 
 Figures are printed and written to logs/diagnostics_cost.json (`--out`).
 
@@ -123,7 +124,7 @@ def report(result: dict) -> None:
 
 
 def markdown(result: dict) -> str:
-    """README's cost table, generated from a result (never typed by hand)."""
+    """docs/PERFORMANCE.md's cost table, generated from a result (never typed by hand)."""
     rows = [
         ("mean epoch, median of runs (pictures included)", "mean_epoch_s", "median"),
         ("mean epoch, fastest run", "mean_epoch_s", "min"),
@@ -154,7 +155,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="logs/diagnostics_cost.json")  # logs/: git-ignored
-    parser.add_argument("--readme", type=Path, help="rewrite this file's cost section")
+    # --readme: the option's old name (the section lived in README.md before docs/)
+    parser.add_argument("--doc", "--readme", type=Path, help="rewrite this file's cost section")
     parser.add_argument("--from-json", type=Path, help="measure nothing: render this result")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args, overrides = parser.parse_known_args()
@@ -163,8 +165,8 @@ def main() -> None:
     if args.from_json:
         result = json.loads(args.from_json.read_text())
         print(markdown(result))
-        if args.readme:
-            replace_section(args.readme, "diagnostics-cost", markdown(result))
+        if args.doc:
+            replace_section(args.doc, "diagnostics-cost", markdown(result))
         return None
     runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     load_before = os.getloadavg()[0]  # other work on the machine skews the wall clock
@@ -186,8 +188,8 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(result, indent=2))
     report(result)
     print(f"wrote {args.out}")
-    if args.readme:
-        replace_section(args.readme, "diagnostics-cost", markdown(result))
+    if args.doc:
+        replace_section(args.doc, "diagnostics-cost", markdown(result))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Where neuralab-train's time goes: from Lightning's bare loop to the full default run.
 
-    python scripts/lab/overhead.py                       # both benchmark workloads, 3 repeats
-    python scripts/lab/overhead.py --readme README.md    # also rewrite README's overhead section
-    python scripts/lab/overhead.py --tiny --repeats 1    # seconds: a smoke test of the script
+    python scripts/lab/overhead.py                            # both benchmark workloads, 3 repeats
+    python scripts/lab/overhead.py --doc docs/PERFORMANCE.md  # also rewrite its section there
+    python scripts/lab/overhead.py --tiny --repeats 1         # seconds: a smoke test of the script
 
 scripts/lab/benchmark.py compares the plain loop with the full default run; this
 script adds the parts one at a time (each row keeps the parts above it), so the
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tiny", action="store_true", help="tiny sizes: check the script runs")
     p.add_argument("--out", type=Path, default=Path("logs/benchmark/overhead.json"))
-    p.add_argument("--readme", type=Path, help="rewrite this file's overhead section")
+    # --readme: the option's old name (the section lived in README.md before docs/)
+    p.add_argument("--doc", "--readme", type=Path, help="rewrite this file's overhead section")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats={args.repeats} is not allowed; expected an integer >= 1")
@@ -116,8 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(markdown(report))
-    if args.readme:
-        replace_section(args.readme, "overhead", markdown(report))
+    if args.doc:
+        replace_section(args.doc, "overhead", markdown(report))
     return report
 
 

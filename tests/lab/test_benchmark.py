@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "lab" / "benchmark.py"
+sys.path.insert(0, str(SCRIPT.parent))  # benchmark.py imports its sibling sections.py
 
 
 def load_benchmark():
@@ -21,10 +23,10 @@ def load_benchmark():
 
 
 @pytest.mark.slow  # ~40 s: four fresh neuralab-train/plain processes and a 2-job multirun
-def test_tiny_benchmark_writes_json_and_readme_section(tmp_path, monkeypatch):
+def test_tiny_benchmark_writes_json_and_doc_section(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\ntail\n")
+    doc = tmp_path / "PERFORMANCE.md"
+    doc.write_text("# x\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\ntail\n")
     out = tmp_path / "bench.json"
     bench = load_benchmark()
     bench.main(
@@ -38,8 +40,8 @@ def test_tiny_benchmark_writes_json_and_readme_section(tmp_path, monkeypatch):
             "2",
             "--out",
             str(out),
-            "--readme",
-            str(readme),
+            "--doc",
+            str(doc),
         ]
     )
 
@@ -68,7 +70,7 @@ def test_tiny_benchmark_writes_json_and_readme_section(tmp_path, monkeypatch):
     assert min(parts) > 0 and sum(parts) == pytest.approx(multirun["multirun_s"])
     assert report["gpu"].startswith(("skipped", "the *_gpu workloads"))
 
-    text = readme.read_text()
+    text = doc.read_text()
     assert "old" not in text and text.endswith("<!-- benchmark:end -->\ntail\n")
     assert "| digits_mlp | 1 |" in text and "2-job multirun" in text
     assert f"GPU: {report['gpu']}" in text

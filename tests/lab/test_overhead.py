@@ -1,4 +1,4 @@
-"""scripts/lab/overhead.py measures every row of its ladder and renders README's section."""
+"""scripts/lab/overhead.py measures every row of its ladder and renders its doc section."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "lab"
+sys.path.insert(0, str(SCRIPTS))  # the scripts import their sibling sections.py
 
 
 def load(name: str):
@@ -22,7 +23,7 @@ def load(name: str):
 
 
 @pytest.mark.slow  # ~20 s: one plain process and two neuralab-train processes
-def test_tiny_ladder_measures_each_row_and_writes_the_readme_section(tmp_path, monkeypatch):
+def test_tiny_ladder_measures_each_row_and_writes_the_doc_section(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     benchmark = load("benchmark")
     overhead = load("overhead")
@@ -30,15 +31,15 @@ def test_tiny_ladder_measures_each_row_and_writes_the_readme_section(tmp_path, m
     first, last = list(overhead.LADDER)[0], list(overhead.LADDER)[-1]
     monkeypatch.setattr(overhead, "LADDER", {k: overhead.LADDER[k] for k in (first, last)})
     monkeypatch.setattr(benchmark, "TINY", {"digits_mlp": benchmark.TINY["digits_mlp"]})
-    readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- overhead:start -->\nold\n<!-- overhead:end -->\n")
+    doc = tmp_path / "PERFORMANCE.md"
+    doc.write_text("# x\n<!-- overhead:start -->\nold\n<!-- overhead:end -->\n")
     out = tmp_path / "overhead.json"
 
-    overhead.main(["--tiny", "--repeats", "1", "--out", str(out), "--readme", str(readme)])
+    overhead.main(["--tiny", "--repeats", "1", "--out", str(out), "--doc", str(doc)])
 
     report = json.loads(out.read_text())
     ratios = report["workloads"]["digits_mlp"]["ratios"]
     assert list(ratios) == [first, last]
     assert all(math.isfinite(r) and r > 0 for r in ratios.values())
-    text = readme.read_text()
+    text = doc.read_text()
     assert "old" not in text and f"| {first} | {ratios[first]:.2f} |" in text
