@@ -58,3 +58,46 @@ def test_gitignore_keeps_local_settings_and_outputs_out_but_not_code(tmp_path):
         text=True,
     )
     assert proc.stdout.split() == ignored
+
+
+# --- README is the front door; the reference lives in docs/ -----------------------------------
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors (lowercase, punctuation dropped, spaces -> '-', repeats
+    numbered) and explicit <a id="..."> anchors, code blocks aside."""
+    anchors, seen, fenced = set(re.findall(r'<a id="([^"]+)"', markdown)), {}, False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (m := re.match(r"#{1,6} (.+)", line)):
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            n = seen.get(slug, 0)
+            seen[slug] = n + 1
+            anchors.add(f"{slug}-{n}" if n else slug)
+    return anchors
+
+
+def _pages() -> list:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_readme_is_a_front_door_of_at_most_300_lines():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 300
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_relative_link_resolves_to_a_file_and_its_anchor(page):
+    broken = []
+    for target in LINK.findall(page.read_text()):
+        if re.match(r"[a-z]+:", target):  # https:, mailto: ...: not checked here
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text()):
+            broken.append(f"{target}: no such anchor")
+    assert not broken, f"{page.relative_to(ROOT)}: {broken}"
