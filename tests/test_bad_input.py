@@ -76,7 +76,7 @@ def _other_net_config(tmp: Path, checkpoint: bytes) -> None:
     """Weights of the default net under a saved config that says hidden_sizes=[32]."""
     _real(tmp, checkpoint)
     loaded = torch.load(tmp / "real.ckpt", weights_only=True)
-    loaded["hyper_parameters"]["config"]["model"]["hidden_sizes"] = [32]
+    loaded["neuralab_config"]["model"]["hidden_sizes"] = [32]
     torch.save(loaded, tmp / "tampered.ckpt")
 
 

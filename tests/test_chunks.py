@@ -22,7 +22,8 @@ import torch
 from conftest import train_in
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from neuralab.data.loader import Chunk, EpochSampler, InMemoryLoader, batches_of
+from neuralab.data.loader import EpochSampler, InMemoryLoader
+from neuralab.runtime.chunks import Chunk, batches_of
 from neuralab.diagnostics.norms import NORM_KINDS
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
 

@@ -114,7 +114,7 @@ def test_compiled_net_trains_and_its_checkpoint_loads_uncompiled(run_cli, tmp_pa
 
     # The checkpoint holds the plain net's keys: it loads into a net that is not compiled.
     checkpoint = torch.load(train.run_dir / "checkpoints/best.ckpt", weights_only=True)
-    config = checkpoint["hyper_parameters"]["config"]
+    config = checkpoint["neuralab_config"]
     assert config["model"]["compile"] is True
     plain = build_net(OmegaConf.create({**config, "model": {**config["model"], "compile": False}}))
     state = checkpoint["state_dict"]

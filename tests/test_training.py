@@ -150,10 +150,10 @@ def test_checkpoints_hold_only_primitives(run_cli, model):
         checkpoint = torch.load(
             run.run_dir / "checkpoints" / name, map_location="cpu", weights_only=True
         )
-        hparams = checkpoint["hyper_parameters"]
-        assert type(hparams["config"]) is dict
-        assert_primitive(hparams)
-        config = hparams["config"]
+        assert_primitive(checkpoint["hyper_parameters"])
+        config = checkpoint["neuralab_config"]  # stamped into every file by neuralab-train
+        assert type(config) is dict
+        assert_primitive(config, "neuralab_config")
         assert config["choices"]["model"] == model
         assert config["seed"] == 42 and "_target_" in config["model"]
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 
 from neuralab.errors import ConfigError
 from neuralab.losses import CLASSIFICATION, REGRESSION
-from neuralab.metrics import EpochMetrics, best_tag, tag
+from neuralab.metrics import best_tag, metric_names
 
 
 def _is_number(v: object) -> bool:
@@ -113,27 +112,24 @@ def check_run_settings(cfg: DictConfig) -> None:
 
 
 def logged_metrics(task: str) -> list[str]:
-    """Every epoch metric a module logs during fit for `task` (what a monitor can watch).
-
-    Derived from EpochMetrics itself (one probe batch), so a metric added there is
-    monitorable at once and names are never repeated here.
-    """
-    probe = EpochMetrics(task)
-    targets = torch.zeros(1, dtype=torch.long) if task == CLASSIFICATION else torch.zeros(1, 1)
-    probe.update(torch.zeros(1, 1), targets, torch.zeros(()))
-    names = probe.compute(lambda sums: sums)
-    stages = [tag(stage, name) for stage in ("train", "val") for name in names]
-    return sorted([*stages, *(best_tag(name) for name in names)])
+    """Every epoch metric neuralab's own modules log during fit for `task` (what a
+    monitor can watch), from metrics.METRICS: a metric added there is monitorable."""
+    names = metric_names(task)
+    stages = [f"{stage}/{name}" for stage in ("train", "val") for name in names]
+    return sorted([*stages, *(best_tag(f"val/{name}") for name in names)])
 
 
 def check_monitors(cfg: DictConfig) -> None:
     """`monitor.metric` and a plateau schedule's monitor must be metrics that get logged.
 
     Otherwise ModelCheckpoint/EarlyStopping, or Lightning's ReduceLROnPlateau, fail
-    only at the end of the first epoch.
+    only at the end of the first epoch. The metrics of neuralab's own modules are known
+    now; a module of your own is checked at its first validation (runtime/run_record.py).
     """
+    if cfg.monitor.get("mode") not in ("min", "max"):
+        raise ConfigError("monitor.mode", cfg.monitor.get("mode"), ["max", "min"])
     task = cfg.data.get("task")
-    if task not in (CLASSIFICATION, REGRESSION):
+    if task not in (CLASSIFICATION, REGRESSION) or not _own_module(cfg):
         return  # the data module reports an unknown task
     logged = logged_metrics(task)
     scheduler = cfg.get("scheduler") or {}
@@ -143,8 +139,17 @@ def check_monitors(cfg: DictConfig) -> None:
     ):
         if value is not None and value not in logged:
             raise ConfigError(setting, value, f"a metric logged for {task}: {', '.join(logged)}")
-    if cfg.monitor.get("mode") not in ("min", "max"):
-        raise ConfigError("monitor.mode", cfg.monitor.get("mode"), ["max", "min"])
+
+
+def _own_module(cfg: DictConfig) -> bool:
+    from hydra.utils import get_class
+
+    from neuralab.modules.base import MetricsModule
+
+    try:
+        return issubclass(get_class(cfg.module._target_), MetricsModule)
+    except Exception:  # an unknown class: compose reports it when it builds the module
+        return False
 
 
 def check_data_dir(data: DictConfig) -> None:

@@ -1,9 +1,10 @@
 """Resolved config -> objects. Shared by train and eval, so a checkpoint's saved
 config rebuilds exactly the data and model that were trained.
 
-A LightningModule receives `net`, `task`, `in_features` and `config`, plus
-`loss`, `optimizer` and `scheduler` if its signature asks for them: a forked
-project adds a module class and a conf/module/*.yaml, and nothing here changes.
+A LightningModule receives `net` and, if its signature asks for them, `task`,
+`in_features`, `loss`, `optimizer` and `scheduler`; the rest of conf/module/*.yaml
+are its own arguments. A forked project adds a module class and a yaml, and nothing
+here changes. The module needs no neuralab base class (docs/EXTENDING.md).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import inspect
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
@@ -83,7 +85,11 @@ def build_module(cfg: DictConfig, datamodule: ArrayDataModule, config: dict) -> 
     parts["net"] = build_net(cfg)
     settings = OmegaConf.to_container(cfg.module, resolve=True)
     settings.pop("_target_")
-    return module_cls(**settings, **{k: v for k, v in parts.items() if k in wanted})
+    module = module_cls(**settings, **{k: v for k, v in parts.items() if k in wanted})
+    if getattr(module, "example_input_array", None) is None:
+        # Lightning traces the graph and prints the summary with it (2 rows: BatchNorm).
+        module.example_input_array = torch.zeros(2, datamodule.num_features)
+    return module
 
 
 def _instantiate_group(group: DictConfig | None) -> list:
@@ -95,8 +101,17 @@ def _instantiate_group(group: DictConfig | None) -> list:
     ]
 
 
-def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
-    callbacks = _instantiate_group(cfg.get("callbacks")) + list(extra_callbacks or [])
+def build_trainer(
+    cfg: DictConfig,
+    extra_callbacks: list | None = None,
+    first_callbacks: list | None = None,
+    stamp: dict | None = None,
+) -> L.Trainer:
+    """The configured Trainer, with neuralab's runtime callbacks after the configured
+    ones (`first_callbacks` before them: they must see a validation's end before early
+    stopping does). `stamp` goes into every checkpoint written (the run's config)."""
+    configured = _instantiate_group(cfg.get("callbacks"))
+    callbacks = [*(first_callbacks or []), *configured, *(extra_callbacks or [])]
     if cfg.trainer.get("enable_progress_bar") is False:  # what the user asked, not an error
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = _instantiate_group(cfg.get("logger"))
@@ -109,6 +124,6 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Tra
         callbacks=callbacks,
         logger=loggers or False,
         enable_checkpointing=checkpoints,
-        plugins=[AtomicCheckpointIO(fsync=cfg.get("checkpoint_fsync", False))],
+        plugins=[AtomicCheckpointIO(fsync=cfg.get("checkpoint_fsync", False), stamp=stamp)],
         _convert_="all",
     )

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from neuralab.compose import build_datamodule, build_module, build_trainer
 from neuralab.errors import ConfigError
-from neuralab.runtime.checkpoint_files import find_checkpoint, load_checkpoint
+from neuralab.runtime.checkpoint_files import find_checkpoint, load_checkpoint, saved_config
 from neuralab.runtime.cli import log, report_config_errors, write_json
 from neuralab.runtime.config import config_dir, register_resolvers
 from neuralab.runtime.print_config import print_config
@@ -29,7 +29,7 @@ register_resolvers()
 
 def rebuild(checkpoint: dict) -> tuple[L.LightningModule, L.LightningDataModule]:
     """The trained module (with its weights) and its data, from the checkpoint alone."""
-    config = checkpoint["hyper_parameters"]["config"]
+    config = saved_config(checkpoint)
     saved = OmegaConf.create(config)
     L.seed_everything(saved.seed, workers=True)  # same seed -> same splits as training
     datamodule = build_datamodule(saved)

@@ -1,58 +1,102 @@
-"""Epoch metrics accumulated on the device, reduced once per epoch.
+"""The metrics of neuralab's own modules, by name, and the names of logged metrics.
 
-Per-step `self.log` costs ~0.5 ms on CPU and, on a GPU, a host sync per call.
-Instead each step adds a few sums to one device tensor (no sync); at epoch end
-the sums are all-reduced across ranks (so DDP metrics count every sample once)
-and turned into means. Tag names are built here and nowhere else:
-`<stage>/<metric>` with stage in train, val, test.
+To add a metric, add one entry to METRICS: a per-sample statistic (B,) from the
+outputs and targets, the function that turns its epoch mean into the value (e.g.
+sqrt for an RMSE), and whether higher is better. It is then logged as
+`<stage>/<name>` (with `val/<name>_best`), can be named in `monitor.metric`, reaches
+results.json, HParams and the sweep tables, and is reduced over DDP ranks with the
+rest (each metric is a sum over samples, so summing the ranks' sums is exact).
+
+Why sums and not `self.log` per step: `self.log` costs ~0.5 ms a call on CPU and, on
+a GPU, a host sync. Here each step adds to one device tensor (no sync); at epoch end
+the sums are all-reduced once and turned into means. A module of your own can log
+with `self.log` / torchmetrics instead: everything downstream reads the logged names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from neuralab.losses import CLASSIFICATION
+from neuralab.losses import CLASSIFICATION, REGRESSION
 from neuralab.nets.perceptron import scores_to_classes
 
-# Metrics where larger is better; every other metric (loss, mae, rmse) is minimized.
-HIGHER_IS_BETTER = {"acc"}
+STAGES = ("train", "val", "test")
 
 
-def tag(stage: str, metric: str) -> str:
-    return f"{stage}/{metric}"
+@dataclass(frozen=True)
+class Metric:
+    per_sample: Callable[[Tensor, Tensor], Tensor]  # (outputs, targets) -> (B,)
+    finish: Callable[[Tensor], Tensor] = lambda mean: mean  # epoch mean -> the value
+    higher_is_better: bool = False
 
 
-def best_tag(metric: str) -> str:
-    """The running best of a validation metric, e.g. val/acc_best."""
-    return f"val/{metric}_best"
+def _correct(outputs: Tensor, targets: Tensor) -> Tensor:  # (B, K) scores, (B,) classes
+    return (scores_to_classes(outputs) == targets).float()
 
 
-def better(metric: str, a: Tensor, b: Tensor) -> Tensor:
-    # fmax/fmin: a NaN epoch (a diverging run) never replaces a real best.
-    return torch.fmax(a, b) if metric in HIGHER_IS_BETTER else torch.fmin(a, b)
+def _abs_error(outputs: Tensor, targets: Tensor) -> Tensor:  # (B, T) each -> (B,)
+    return (outputs - targets).float().abs().mean(-1)
+
+
+def _squared_error(outputs: Tensor, targets: Tensor) -> Tensor:
+    return (outputs - targets).float().pow(2).mean(-1)
+
+
+# Besides these, every module logs its loss (`<stage>/loss`, minimized).
+METRICS: dict[str, dict[str, Metric]] = {
+    CLASSIFICATION: {"acc": Metric(_correct, higher_is_better=True)},
+    REGRESSION: {"mae": Metric(_abs_error), "rmse": Metric(_squared_error, torch.sqrt)},
+}
+
+# Metrics a module logs itself (self.log, torchmetrics) that are maximized; every
+# other name is minimized unless it is the monitored metric (monitor.mode decides).
+HIGHER_IS_BETTER = {"acc", "accuracy", "f1", "auroc", "auc", "precision", "recall", "r2", "iou"}
+
+
+def split_tag(tag: str) -> tuple[str, str] | None:
+    """("val", "acc") from `val/acc` or Lightning's other habit `val_acc`; None if the
+    name has no stage prefix."""
+    for sep in ("/", "_"):
+        stage, found, name = tag.partition(sep)
+        if found and stage in STAGES and name:
+            return stage, name
+    return None
+
+
+def best_tag(tag: str) -> str:
+    """The running best of a validation metric: val/acc -> val/acc_best."""
+    return f"{tag}_best"
+
+
+def higher_is_better(name: str) -> bool:
+    own = [m for metrics in METRICS.values() for n, m in metrics.items() if n == name]
+    return own[0].higher_is_better if own else name.lower() in HIGHER_IS_BETTER
+
+
+def metric_names(task: str) -> list[str]:
+    return ["loss", *METRICS[task]]
 
 
 class EpochMetrics:
+    """The sums of one stage's epoch on the device: [loss * n, n, one per metric]."""
+
     def __init__(self, task: str):
-        self.task = task
-        self.sums: Tensor | None = None  # [sum loss*n, n, task stats...] on the device
+        self.metrics = METRICS[task]
+        self.sums: Tensor | None = None
 
     def reset(self) -> None:
         self.sums = None
 
     def update(self, outputs: Tensor, targets: Tensor, loss: Tensor) -> None:
-        """outputs (B, K) scores or predictions, targets (B,) classes or (B, T) values."""
-        loss = loss.detach().float()
+        """outputs (B, K) scores or predictions, targets (B,) classes or (B, T) values;
+        loss the batch's mean loss."""
+        outputs, loss = outputs.detach(), loss.detach().float()
         n = targets.shape[0]
-        if self.task == CLASSIFICATION:
-            correct = (scores_to_classes(outputs.detach()) == targets).sum()
-            stats = [correct.to(loss.dtype)]
-        else:
-            err = (outputs.detach() - targets).float()
-            stats = [err.abs().mean(-1).sum(), err.pow(2).mean(-1).sum()]
+        stats = [m.per_sample(outputs, targets).sum() for m in self.metrics.values()]
         batch = torch.stack([loss * n, loss.new_full((), n), *stats])
         self.sums = batch if self.sums is None else self.sums + batch
 
@@ -69,14 +113,12 @@ class EpochMetrics:
         self.update(torch.cat(outputs), torch.cat(targets), mean)
 
     def compute(self, reduce_sum: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
-        """Means over every sample seen this epoch (on every rank)."""
+        """Means over every sample seen this epoch (on every rank), by name."""
         if self.sums is None:
             return {}
         sums = reduce_sum(self.sums)
-        n = sums[1].clamp(min=1)
-        out = {"loss": sums[0] / n}
-        if self.task == CLASSIFICATION:
-            out["acc"] = sums[2] / n
-        else:
-            out["mae"], out["rmse"] = sums[2] / n, (sums[3] / n).sqrt()
+        means = sums / sums[1].clamp(min=1)
+        out = {"loss": means[0]}
+        for (name, metric), mean in zip(self.metrics.items(), means[2:], strict=True):
+            out[name] = metric.finish(mean)
         return out

@@ -26,19 +26,21 @@ from omegaconf import DictConfig, open_dict
 
 from neuralab.checks import check_data_dir, check_monitors, check_run_settings, check_trainer
 from neuralab.compose import build_datamodule, build_module, build_trainer
-from neuralab.modules.base import EPOCHS_TAG
-from neuralab.runtime.checkpoint_files import check_same_training, check_weights_fit
+from neuralab.runtime.checkpoint_files import CONFIG_KEY, check_same_training, check_weights_fit
 from neuralab.runtime.cli import log, write_json
 from neuralab.runtime.config import config_dir, register_resolvers, to_plain
 from neuralab.runtime.devices import place_job
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
 from neuralab.runtime.exact_resume import ExactResume, logged_in
-from neuralab.runtime.hparams import flat_hparams, objective_name, summary_metrics, write_hparams
+from neuralab.runtime.hparams import flat_hparams, write_hparams
+from neuralab.runtime.summary import objective_name, summary_metrics
 from neuralab.runtime.job import run_job
+from neuralab.runtime.lightning_internals import draw_graph_once
 from neuralab.runtime.print_config import print_config
 from neuralab.runtime.resume import StartPlan, forget_outcome, last_checkpoint, plan_start
 from neuralab.runtime.run_dirs import OK, RESULTS
 from neuralab.runtime.run_info import record_session, run_info
+from neuralab.runtime.run_record import EPOCHS_TAG, RunRecord
 from neuralab.runtime.signals import GracefulStop, RunInterrupted, StopRequest
 from neuralab.sweep.optuna_pruning import Pruned
 
@@ -73,7 +75,12 @@ def train(cfg: DictConfig) -> float | None:
     guard = DivergenceGuard(cfg.divergence.check_every_n_steps, last)
     if multirun:  # one GPU per launcher worker (runtime/devices.py)
         place_job(cfg, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num)
-    trainer = build_trainer(cfg, extra_callbacks=[ExactResume(), guard, GracefulStop(stop, last)])
+    trainer = build_trainer(
+        cfg,
+        extra_callbacks=[ExactResume(), guard, GracefulStop(stop, last)],
+        first_callbacks=[RunRecord(_monitors(cfg), cfg.monitor.mode)],
+        stamp={CONFIG_KEY: config},
+    )
     info = run_info(cfg.seed, trainer, _resumed_from(plan))
     forget_outcome(output_dir)  # an earlier session's `interrupted`: this one is running
     record_session(output_dir, info)
@@ -101,6 +108,12 @@ def _check_settings(cfg: DictConfig, multirun: bool) -> None:
     check_run_settings(cfg)
     check_monitors(cfg)
     check_data_dir(cfg.data)
+
+
+def _monitors(cfg: DictConfig) -> dict[str, str | None]:
+    """The settings that name a logged metric, and the metric each names."""
+    scheduler = cfg.get("scheduler") or {}
+    return {"monitor.metric": cfg.monitor.metric, "scheduler.monitor": scheduler.get("monitor")}
 
 
 def _check_start(plan: StartPlan, module: L.LightningModule, config: dict) -> None:
@@ -178,9 +191,7 @@ def _test(
     if not cfg.test:
         return {}, None
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    for logger in trainer.loggers:  # Lightning draws the graph at each stage's start: once will do
-        if hasattr(logger, "_log_graph"):
-            logger._log_graph = False
+    draw_graph_once(trainer)
     results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     return (results[0] if results else {}), best or None
 

@@ -18,6 +18,7 @@ from neuralab.data.loader import EpochSampler, InMemoryLoader
 from neuralab.data.sources import Arrays, find_source
 from neuralab.errors import ConfigError, lookup
 from neuralab.losses import CLASSIFICATION, REGRESSION
+from neuralab.runtime.chunks import chunks_allowed
 
 Split = tuple[Tensor, Tensor]
 
@@ -158,24 +159,6 @@ class ArrayDataModule(L.LightningDataModule):
         )
         chunk = self.steps_per_chunk if train and trainer and chunks_allowed(trainer) else 1
         return InMemoryLoader(tensors, batch_size, sampler, device=device, steps_per_chunk=chunk)
-
-
-def chunks_allowed(trainer: L.Trainer) -> bool:
-    """Whether training batches may come in chunks of several optimizer steps.
-
-    Not where a setting counts batches as Lightning's `training_step` calls (max_steps,
-    limits, fast_dev_run, overfit_batches, mid-epoch validation, accumulation), nor with several
-    processes: DDP syncs gradients once per forward of its wrapper, i.e. once per call.
-    """
-    per_call = (
-        trainer.max_steps != -1
-        or trainer.limit_train_batches != 1.0
-        or trainer.fast_dev_run
-        or trainer.overfit_batches
-        or trainer.val_check_interval != 1.0
-        or trainer.accumulate_grad_batches != 1
-    )
-    return trainer.world_size == 1 and not per_call
 
 
 def _targets(y: np.ndarray, task: str) -> Tensor:

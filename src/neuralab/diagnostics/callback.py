@@ -34,7 +34,6 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
-from neuralab.data.loader import steps_per_epoch
 from neuralab.diagnostics.activations import ActivationProbe
 from neuralab.diagnostics.images import (
     confusion_matrix_image,
@@ -45,6 +44,7 @@ from neuralab.diagnostics.images import (
 from neuralab.diagnostics.norms import NORM_KINDS, NormProbe, named_weighted
 from neuralab.errors import ConfigError
 from neuralab.losses import CLASSIFICATION
+from neuralab.runtime.chunks import steps_per_epoch
 from neuralab.runtime.loggers import write_histogram, write_png
 
 # every_n_steps=auto: norms about this many times an epoch, at least this many steps

@@ -1,4 +1,10 @@
-"""What every neuralab LightningModule shares: epoch metrics and their logging."""
+"""What neuralab's own LightningModules share: epoch metrics summed on the device.
+
+A module of your own does not need this: plain `self.log` works everywhere
+(docs/EXTENDING.md). This base buys speed: metrics are sums on the device (no sync,
+no `self.log` per step: metrics.py), reduced and logged once per epoch, and training
+batches may come in chunks of several steps (`accepts_chunks`, runtime/chunks.py).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +12,18 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from neuralab.metrics import EpochMetrics, best_tag, better, tag
-
-STAGES = ("train", "val", "test")
-EPOCHS_TAG = "train/epochs"
+from neuralab.metrics import STAGES, EpochMetrics
+from neuralab.runtime.publish import publish, train_epoch_step
 
 
 class MetricsModule(L.LightningModule):
-    """Accumulates `EpochMetrics` per stage and logs them once per epoch.
+    accepts_chunks = True  # training_step takes `batches_of(batch)`: chunks welcome
 
-    It also logs the running best of every validation metric (val/acc_best, ...):
-    a device-side max/min, so "best val accuracy" reaches the HParams table (and
-    crosses process boundaries with Lightning's callback_metrics) without a sync.
-    """
-
-    def __init__(self, net: nn.Module, task: str, in_features: int):
+    def __init__(self, net: nn.Module, task: str):
         super().__init__()
         self.net = net
         self.metrics = {stage: EpochMetrics(task) for stage in STAGES}
-        self.best: dict[str, Tensor] = {}
         self._epoch_start_logs: dict[str, float] = {}  # see log_at_epoch_start
-        # Lightning traces the graph and prints the summary with this (batch 2: BatchNorm).
-        self.example_input_array = torch.zeros(2, in_features)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, F) -> (B, out_features)
         if torch.jit.is_tracing():  # TensorBoard's graph: torch.jit cannot trace a net
@@ -39,41 +35,17 @@ class MetricsModule(L.LightningModule):
             lambda t: self.trainer.strategy.reduce(t, reduce_op="sum")
         )
         self.metrics[stage].reset()
-        logged = {tag(stage, k): v for k, v in values.items()}
+        logged = {f"{stage}/{name}": v for name, v in values.items()}
         if stage == "train":
-            # Epochs completed: with fork/spawn DDP only logged metrics reach the
-            # parent process, so this is how results.json learns the count.
-            logged[EPOCHS_TAG] = float(self.current_epoch + 1)
             logged.update(self._epoch_start_logs)
         if self.trainer.sanity_checking:
             return
-        if stage == "val":
-            for k, v in values.items():
-                self.best[k] = v if k not in self.best else better(k, self.best[k], v)
-                logged[best_tag(k)] = self.best[k]
-        if self.trainer.state.fn == "fit":
-            # Lightning logs train epoch values at the epoch's last step (0-based).
-            last = self.trainer.fit_loop.epoch_loop._batches_that_stepped - 1
-            self.publish(logged, step=last if stage == "train" else None)
+        if self.trainer.state.fn == "fit":  # train values at the epoch's last step
+            publish(
+                self.trainer, logged, train_epoch_step(self.trainer) if stage == "train" else None
+            )
         else:  # trainer.test/validate return (and print) what went through self.log
             self.log_dict(logged, sync_dist=False)  # already reduced: no second average
-
-    def publish(self, metrics: dict[str, Tensor | float], step: int | None = None) -> None:
-        """Epoch values to where `self.log_dict` would put them, without its cost.
-
-        `self.log` builds and updates a torchmetrics object per key (~0.15 ms a key on
-        CPU: ~1.5 ms an epoch here, a sixth of a digits epoch). These values are already
-        reduced over ranks, so they go straight to `trainer.callback_metrics` (read by
-        checkpointing, early stopping, pruning and results.json; device tensors, as
-        Lightning keeps them) and, as floats (one host sync), to every logger at `step`
-        (default: the step Lightning would use now).
-        """
-        trainer = self.trainer
-        tensors = {k: torch.as_tensor(v, device=self.device).float() for k, v in metrics.items()}
-        trainer.callback_metrics.update(tensors)
-        if trainer.loggers:
-            floats = torch.stack(list(tensors.values())).tolist()
-            trainer._logger_connector.log_metrics(dict(zip(tensors, floats, strict=True)), step)
 
     def on_train_epoch_start(self) -> None:
         self.metrics["train"].reset()
@@ -103,19 +75,16 @@ class MetricsModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
-    # The running bests are plain floats in the checkpoint, so a resumed run keeps them.
-    # A checkpoint taken mid-epoch (on SIGTERM) also holds the train sums so far, so the
+    # A checkpoint taken mid-epoch (on SIGTERM) holds the train sums so far, so the
     # resumed epoch's metrics count every batch once. Under DDP each rank has its own
     # sums and only rank 0's are saved: they are restored on rank 0 alone.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["neuralab_best"] = {k: float(v) for k, v in self.best.items()}
         sums = self.metrics["train"].sums
         if sums is not None:
             checkpoint["neuralab_train_sums"] = sums.detach().cpu()
             checkpoint["neuralab_epoch_start_logs"] = dict(self._epoch_start_logs)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.best = {k: torch.tensor(v) for k, v in checkpoint.get("neuralab_best", {}).items()}
         sums = checkpoint.get("neuralab_train_sums")
         if sums is not None and self.global_rank == 0:
             self.metrics["train"].sums = sums

@@ -15,17 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuralab.data.loader import batches_of
 from neuralab.errors import ConfigError
 from neuralab.modules.base import MetricsModule
 from neuralab.nets.perceptron import Perceptron, scores_to_classes
+from neuralab.runtime.chunks import batches_of
 
 
 class PerceptronModule(MetricsModule):
-    def __init__(
-        self, net: Perceptron, lr: float = 1.0, in_features: int = 1, config: dict | None = None
-    ):
-        super().__init__(net, "classification", in_features)
+    def __init__(self, net: Perceptron, lr: float = 1.0):
+        super().__init__(net, "classification")
         if not lr > 0:
             raise ConfigError("model.lr", lr, "a positive number")
         self.save_hyperparameters(ignore=["net"], logger=False)

@@ -2,8 +2,8 @@
 
 The net is a plain nn.Module; optimizer and scheduler arrive as Hydra
 `_partial_` factories (they need the parameters / the optimizer, which only
-exist here). Hyperparameters saved into checkpoints are primitives only (the
-resolved config as a dict), so checkpoints load under weights_only=True.
+exist here). Hyperparameters saved into checkpoints are primitives only, so
+checkpoints load under weights_only=True.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import torch
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 
-from neuralab.data.loader import batches_of
 from neuralab.modules.base import MetricsModule
-from neuralab.runtime.chunks import ChunkSteps, total_steps
+from neuralab.runtime.chunk_steps import ChunkSteps, total_steps
+from neuralab.runtime.chunks import batches_of
 from neuralab.schedulers import build_scheduler
 
 
@@ -32,10 +32,8 @@ class SupervisedModule(MetricsModule):
         l1_penalty: float = 0.0,
         l2_penalty: float = 0.0,
         task: str = "classification",
-        in_features: int = 1,
-        config: dict | None = None,
     ):
-        super().__init__(net, task, in_features)
+        super().__init__(net, task)
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
         self.loss_fn, self.optimizer_factory, self.scheduler_factory = loss, optimizer, scheduler
         self.chunk = ChunkSteps()

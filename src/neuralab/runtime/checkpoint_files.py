@@ -16,6 +16,7 @@ from torch import nn
 from neuralab.errors import ConfigError
 
 WRITTEN_BY_TRAIN = "a checkpoint written by neuralab-train"
+CONFIG_KEY = "neuralab_config"  # the run's resolved config, in every checkpoint
 
 
 def find_checkpoint(ckpt_path: str | None, run_dir: str | None) -> Path:
@@ -56,11 +57,18 @@ def load_checkpoint(path: Path, setting: str = "ckpt_path") -> dict:
         raise ConfigError(
             setting, str(path), f"{WRITTEN_BY_TRAIN} (loading failed: {_first_line(err)})"
         ) from None
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    config = hparams.get("config") if isinstance(hparams, dict) else None
+    config = saved_config(checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(config, dict) or "state_dict" not in checkpoint:
         raise ConfigError(setting, str(path), f"{WRITTEN_BY_TRAIN} (no saved config inside)")
     return checkpoint
+
+
+def saved_config(checkpoint: dict) -> dict | None:
+    """The resolved config of the run that wrote `checkpoint` (train.py stamps it into
+    every file; checkpoints of earlier versions kept it as a module hyperparameter)."""
+    hparams = checkpoint.get("hyper_parameters")
+    older = hparams.get("config") if isinstance(hparams, dict) else None
+    return checkpoint.get(CONFIG_KEY, older)
 
 
 # What a run learns; the rest (trainer, logger, callbacks, paths) is how it is run.
@@ -81,7 +89,7 @@ def check_weights_fit(
         if tuple(saved[k].shape) != tuple(own[k].shape)
     ]
     if problems:
-        saved_model = checkpoint["hyper_parameters"]["config"].get("model", {})
+        saved_model = saved_config(checkpoint).get("model", {})
         differ = config_differences(saved_model, config.get("model", {}))
         why = "; ".join(differ or problems[:1])
         raise ConfigError(setting, str(path), f"a checkpoint of the configured model ({why})")
@@ -89,7 +97,7 @@ def check_weights_fit(
 
 def check_same_training(checkpoint: dict, config: Mapping, path: Path, setting: str) -> None:
     """Resuming in place continues the same training: its learning settings are unchanged."""
-    saved = checkpoint["hyper_parameters"]["config"]
+    saved = saved_config(checkpoint)
     differ = [
         d
         for section in TRAINING_SECTIONS

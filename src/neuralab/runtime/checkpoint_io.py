@@ -26,15 +26,20 @@ from neuralab.runtime.atomic import sibling_temp
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """TorchCheckpointIO with same-dir temp file + os.replace, weights_only loads."""
+    """TorchCheckpointIO with same-dir temp file + os.replace, weights_only loads.
 
-    def __init__(self, fsync: bool = False):
+    `stamp` entries go into every checkpoint written (train.py: the run's config, from
+    which eval and resume rebuild data and model, whatever the module saves itself).
+    """
+
+    def __init__(self, fsync: bool = False, stamp: dict[str, Any] | None = None):
         super().__init__()
-        self.fsync = fsync
+        self.fsync, self.stamp = fsync, dict(stamp or {})
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:
+        checkpoint = {**checkpoint, **self.stamp}
         if "://" in str(path):  # remote storage: its own transaction semantics apply
             super().save_checkpoint(checkpoint, path, storage_options)
             return

@@ -30,15 +30,15 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor
 
 from neuralab.errors import ConfigError
 from neuralab.runtime.checkpoint_io import atomic_link
+from neuralab.runtime.lightning_internals import CheckpointHooks, dump_checkpoint
 
 
-class ModelCheckpoint(LightningModelCheckpoint):
+class ModelCheckpoint(CheckpointHooks):
     def __init__(self, *args: Any, min_interval_s: float = 10.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
         if isinstance(min_interval_s, bool) or not (
@@ -57,7 +57,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
     # ------------------------------------------------------ when to save
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
+        if self.saves_on_train_epoch_end(trainer):
             self._save_last_if_skipped(trainer)
         if self._unflushed:  # this runs after the epoch's metrics were logged
             self._unflushed = False
@@ -65,13 +65,13 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
+        if not self.saves_on_train_epoch_end(trainer):
             self._save_last_if_skipped(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.flush(trainer)  # before the test stage loads best.ckpt
         if self._last_behind:  # fit ended otherwise (max_steps, max_time): the final state
-            self._save_checkpoint(trainer, self.last_model_path, force=True)
+            self.save_state(trainer, self.last_model_path, force=True)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
@@ -80,10 +80,10 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     def _save_last_if_skipped(self, trainer: L.Trainer) -> None:
         # Skipped when nothing may be saved now, or when this step's state is already saved.
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self.save_last and self.may_save_now(trainer):
+            self.save_last_now(trainer)
 
-    def _monitor_candidates(self, trainer: L.Trainer) -> dict[str, Tensor]:
+    def monitor_candidates(self, trainer: L.Trainer) -> dict[str, Tensor]:
         # Lightning deep-copies callback_metrics here (~0.3 ms a call). neuralab replaces
         # those tensors and never changes one in place, so a shallow copy is as safe.
         candidates = dict(trainer.callback_metrics)
@@ -93,13 +93,10 @@ class ModelCheckpoint(LightningModelCheckpoint):
         return candidates
 
     # ------------------------------------------------------ how to save
-    def _save_checkpoint(self, trainer: L.Trainer, filepath: str, force: bool = False) -> None:
-        same_state = (
-            self._last_checkpoint_saved
-            and self._last_checkpoint_saved != filepath
-            and self._last_global_step_saved == trainer.global_step  # right after a save
-        )
-        source = self._last_checkpoint_saved if same_state else None
+    def save_state(self, trainer: L.Trainer, filepath: str, force: bool = False) -> None:
+        saved, saved_step = self.last_saved
+        same_state = saved and saved != filepath and saved_step == trainer.global_step
+        source = saved if same_state else None  # right after a save of this very state
         last = filepath == self.last_model_path
         due = force or trainer.world_size > 1 or self._due() or (last and _final_epoch(trainer))
         if source in self._pending:  # the same state, still in memory: share it
@@ -116,8 +113,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
             self.flush(trainer)
             self._write(trainer, filepath, None)
         self._last_behind &= not last
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
+        self.last_saved = (filepath, trainer.global_step)
 
     def _due(self) -> bool:
         return time.monotonic() - self._written_at >= self.min_interval_s
@@ -165,7 +161,7 @@ def _snapshot(trainer: L.Trainer, weights_only: bool) -> dict:
     """The checkpoint dict as it is now, unaffected by further training: the tensors of
     the net and the optimizer are cloned (training changes them in place), the small
     loop and callback states deep-copied; the rest holds values that are only replaced."""
-    checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only)
+    checkpoint = dump_checkpoint(trainer, weights_only)
     for key in ("state_dict", "optimizer_states"):
         if key in checkpoint:
             checkpoint[key] = apply_to_collection(

@@ -1,6 +1,6 @@
 """The optimizer steps of a chunk that Lightning does not take itself.
 
-A chunk (`neuralab.data.loader`) is K batches handed to one `training_step`. The
+A chunk (`runtime/chunks.py`) is K batches handed to one `training_step`. The
 module runs the first K-1 through `ChunkSteps.step` and returns the last batch's
 loss, which Lightning's automatic optimization steps as usual. Each inner step does
 what Lightning's own step does, in the same order, with the same parts:
@@ -24,7 +24,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from neuralab.data.loader import steps_per_epoch
+from neuralab.runtime.chunks import steps_per_epoch
+from neuralab.runtime.lightning_internals import count_optimizer_step
 
 HOOKS = (
     "on_before_zero_grad",
@@ -64,8 +65,6 @@ class ChunkSteps:
             for c in trainer.lr_scheduler_configs
             if c.interval == "step" and not c.reduce_on_plateau
         ]
-        loop = trainer.fit_loop.epoch_loop
-        self.epoch_loop, self.progress = loop, loop.automatic_optimization.optim_progress
 
     def _call(self, name: str, *args: object) -> None:
         for hook in self.hooks[name]:
@@ -95,9 +94,7 @@ class ChunkSteps:
             optimizer.step()
         for scheduler in self.schedulers:
             scheduler.step()
-        self.progress.optimizer.step.increment_ready()
-        self.progress.optimizer.step.increment_completed()  # trainer.global_step += 1
-        self.epoch_loop._batches_that_stepped += 1  # the x-axis of logged scalars
+        count_optimizer_step(trainer)  # global_step and the logging step advance
 
 
 def _no_autocast(loss: Tensor) -> contextlib.AbstractContextManager:

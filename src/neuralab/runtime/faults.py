@@ -22,7 +22,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from neuralab.data.loader import batches_of
+from neuralab.runtime.chunks import batches_of
 from neuralab.runtime.signals import GracefulStop
 
 

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from neuralab.runtime.lightning_internals import tag_prefix
+
 if TYPE_CHECKING:
     import numpy as np
     from torch import Tensor
@@ -42,7 +44,8 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         if len(scalars) < len(metrics):  # add_scalars groups: Lightning's way
             super().log_metrics({k: v for k, v in metrics.items() if k not in scalars}, step)
         if scalars:
-            prefix = f"{self._prefix}{self.LOGGER_JOIN_CHAR}" if self._prefix else ""
+            prefix = tag_prefix(self)
+            prefix = f"{prefix}{self.LOGGER_JOIN_CHAR}" if prefix else ""
             write_scalars(self.experiment, {prefix + k: v for k, v in scalars.items()}, step)
 
     @rank_zero_only

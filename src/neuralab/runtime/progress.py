@@ -15,7 +15,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
-from neuralab.data.loader import batches_of, steps_per_epoch
+from neuralab.runtime.chunks import batches_of, steps_per_epoch
 
 
 class StepProgressBar(TQDMProgressBar):

@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from neuralab.data.loader import batches_of
+from neuralab.runtime.chunks import batches_of
 
 
 def process_start_time() -> float | None:
