@@ -23,8 +23,8 @@ from conftest import train_in
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from neuralab.data.loader import EpochSampler, InMemoryLoader
-from neuralab.runtime.chunks import Chunk, batches_of
 from neuralab.diagnostics.norms import NORM_KINDS
+from neuralab.runtime.chunks import Chunk, batches_of
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
 
 # ------------------------------------------------------------------------- the loader

@@ -33,7 +33,6 @@ from neuralab.runtime.devices import place_job
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
 from neuralab.runtime.exact_resume import ExactResume, logged_in
 from neuralab.runtime.hparams import flat_hparams, write_hparams
-from neuralab.runtime.summary import objective_name, summary_metrics
 from neuralab.runtime.job import run_job
 from neuralab.runtime.lightning_internals import draw_graph_once
 from neuralab.runtime.print_config import print_config
@@ -42,6 +41,7 @@ from neuralab.runtime.run_dirs import OK, RESULTS
 from neuralab.runtime.run_info import record_session, run_info
 from neuralab.runtime.run_record import EPOCHS_TAG, RunRecord
 from neuralab.runtime.signals import GracefulStop, RunInterrupted, StopRequest
+from neuralab.runtime.summary import objective_name, summary_metrics
 from neuralab.sweep.optuna_pruning import Pruned
 
 register_resolvers()
