@@ -23,6 +23,12 @@ import pytest
 import neuralab.eval
 import neuralab.train
 
+# A forker's own code, kept as fixtures (a Lightning-idiom module, a conv net): their
+# package is importable and their yamls join conf/ through Hydra's search path.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+sys.path.insert(0, str(FIXTURES / "src"))
+FORK_CONF = f"hydra.searchpath=[file://{FIXTURES / 'conf'}]"
+
 # Small and quick everywhere: tests assert behaviour, not accuracy at scale.
 FAST = {
     "train": [
@@ -97,6 +103,7 @@ def train_in(root: Path, *overrides: str) -> None:
 
 def run_subprocess(args: list[str], cwd: Path, timeout: int = 600) -> Run:
     """Run a console script in a fresh process (needed for multi-process DDP)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    path = os.pathsep.join(filter(None, [str(FIXTURES / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     return Run(proc.returncode, proc.stdout + proc.stderr, cwd)

@@ -1,6 +1,7 @@
 """Every option of every config group composes, resolves and builds; real runs on CPU.
 
-Options are discovered from conf/<group>/*.yaml when the tests are collected, so a
+Options are discovered from conf/<group>/*.yaml and tests/fixtures/conf/<group>/*.yaml
+(a forker's own net and Lightning-idiom module) when the tests are collected, so a
 new YAML is covered without editing this file. An option that only fits some data
 (a regression loss, bce) gets its companions from COMPANIONS; every other option is
 tried with the defaults of conf/train.yaml. Data options reading IDX files (mnist,
@@ -19,6 +20,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES, FORK_CONF
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
@@ -33,6 +35,7 @@ from neuralab.runtime.config import config_dir, register_resolvers, to_plain
 from neuralab.schedulers import build_scheduler
 
 CONF = Path(config_dir())
+CONF_DIRS = (CONF, FIXTURES / "conf")
 # conf/ folders that are not option groups: shared bases, single-option infra, machine-local.
 NOT_GROUPS = {"_base", "hydra", "paths", "local"}
 EXPECTED_GROUPS = {
@@ -52,7 +55,7 @@ EXPECTED_GROUPS = {
 }
 
 GROUPS = sorted(d.name for d in CONF.iterdir() if d.is_dir() and d.name not in NOT_GROUPS)
-OPTIONS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in GROUPS}
+OPTIONS = {g: sorted({p.stem for c in CONF_DIRS for p in (c / g).glob("*.yaml")}) for g in GROUPS}
 
 # Options that only fit some data (or another option). Anything not listed runs with
 # the defaults of conf/train.yaml (digits, mlp, cross_entropy, ...).
@@ -171,6 +174,7 @@ def compose_cfg(overrides: list[str], out_dir: Path, idx_dir: Path | None = None
 
     A config whose data reads IDX files is composed again pointing at `idx_dir`.
     """
+    overrides = [FORK_CONF, *overrides]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
         if idx_dir is not None and cfg.data.source == "idx":
@@ -199,7 +203,7 @@ def _trainer_fits_this_machine(cfg: DictConfig) -> bool:
 
 def fast_dev_run(run_cli, *overrides: str):
     """neuralab-train in-process, one batch per stage, on CPU."""
-    return run_cli("train", *overrides, "trainer=cpu", "debug=fast")
+    return run_cli("train", FORK_CONF, *overrides, "trainer=cpu", "debug=fast")
 
 
 def assert_ok(run) -> dict:
