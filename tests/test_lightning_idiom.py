@@ -40,6 +40,7 @@ def test_it_trains_validates_tests_and_reports_its_own_metrics(run_cli):
         assert math.isfinite(metrics[key]), key
     assert metrics["best_val_acc"] >= metrics["final_val_acc"]  # a running max
     assert metrics["test_acc"] > 0.8  # digits, 3 epochs: it really learned
+    assert results["hparams"]["module.lr"] == 0.01  # its own settings are HParams columns
 
 
 def test_its_checkpoint_evaluates_without_saving_a_config(run_cli):

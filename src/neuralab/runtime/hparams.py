@@ -1,6 +1,5 @@
-"""The flat hyperparameters of a run and the metrics that summarize it.
-
-These are the HParams-tab columns and the rows of results tables, so a sweep
+"""The flat hyperparameters of a run: the HParams-tab columns and the rows of results
+tables (the metrics beside them are runtime/summary.py's), so a sweep
 compares on the same names everywhere. Choice names (model=mlp_dropout) come
 from Hydra's runtime choices; values come from the resolved config.
 """
@@ -52,6 +51,8 @@ def flat_hparams(config: Mapping, choices: Mapping) -> dict[str, object]:
             (k if k not in run and k not in head else f"model.{k}"): v
             for k, v in _own_columns(model).items()
         }
+    if not config["module"]["_target_"].startswith("neuralab."):  # a forker's module
+        net |= {f"module.{k}": v for k, v in _own_columns(config["module"]).items()}
     return {**head, **net, **run}
 
 
@@ -89,29 +90,6 @@ def _is_scalar(value: object) -> bool:
 
 def _joined(values: list) -> str:
     return "-".join(map(str, values)) or "none"
-
-
-def summary_metrics(
-    fit_metrics: Mapping[str, float], test_metrics: Mapping[str, float]
-) -> dict[str, float]:
-    """best_val_<m>, final_val_<m> and test_<m> from Lightning's logged values."""
-    out: dict[str, float] = {}
-    for key, value in sorted(fit_metrics.items()):
-        stage, _, name = key.partition("/")
-        if stage == "val" and name.endswith("_best"):
-            out[f"best_val_{name[: -len('_best')]}"] = float(value)
-        elif stage in ("train", "val") and name not in ("lr", "epochs"):
-            out[f"final_{stage}_{name}"] = float(value)
-    for key, value in sorted(test_metrics.items()):
-        stage, _, name = key.partition("/")
-        if stage == "test":
-            out[f"test_{name}"] = float(value)
-    return out
-
-
-def objective_name(monitor: str) -> str:
-    """The summary key a sweeper optimizes: the best value of the monitored metric."""
-    return f"best_val_{monitor.partition('/')[2]}"
 
 
 def write_hparams(loggers: list, hparams: Mapping, metrics: Mapping[str, float]) -> None:

@@ -1,0 +1,102 @@
+"""Every private Lightning attribute neuralab uses exists in the installed Lightning, and
+each shim function does what its caller relies on. A release that moves one fails here,
+with the attribute and the Lightning version in the message."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from neuralab.runtime import lightning_internals as shim
+from neuralab.runtime.checkpointing import ModelCheckpoint
+from neuralab.runtime.loggers import TensorBoardLogger
+
+
+class Tiny(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(3, 2)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self.net(x), y)
+        self.log("val/loss", loss)  # something to monitor
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shim")
+    data = TensorDataset(
+        torch.randn(8, 3, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 2
+    )
+    checkpoint = ModelCheckpoint(dirpath=root / "checkpoints", monitor="val/loss", save_last=True)
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=TensorBoardLogger(root, name="", version=""),
+        callbacks=[checkpoint],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(Tiny(), DataLoader(data, batch_size=4))
+    return trainer, checkpoint
+
+
+def _owners(trainer: L.Trainer, checkpoint: ModelCheckpoint) -> dict[str, object]:
+    return {
+        "Trainer": trainer,
+        "_TrainingEpochLoop": trainer.fit_loop.epoch_loop,
+        "TensorBoardLogger": trainer.logger,
+        "ModelCheckpoint": checkpoint,
+    }
+
+
+@pytest.mark.parametrize("owner, name", sorted(shim.PRIVATE), ids=lambda v: str(v))
+def test_every_private_attribute_exists_in_this_lightning(fitted, owner, name):
+    obj = _owners(*fitted)[owner]
+    assert type(obj).__name__ == owner or owner in {c.__name__ for c in type(obj).__mro__}
+    shim.private(obj, name)  # raises LightningMoved, naming it and the version, if moved
+
+
+def test_a_moved_attribute_names_itself_and_the_version():
+    with pytest.raises(shim.LightningMoved) as info:
+        shim.private(object(), "_logger_connector")
+    message = str(info.value)
+    assert f"lightning {L.__version__} has no object._logger_connector" in message
+    assert "lightning_internals.py" in message
+
+
+def test_counting_a_step_moves_global_step_and_the_logging_step(fitted):
+    trainer, _ = fitted
+    step, logged = trainer.global_step, shim.batches_that_stepped(trainer)
+    shim.count_optimizer_step(trainer)
+    assert (trainer.global_step, shim.batches_that_stepped(trainer)) == (step + 1, logged + 1)
+
+
+def test_dump_checkpoint_is_the_dict_lightning_writes(fitted):
+    trainer, _ = fitted
+    checkpoint = shim.dump_checkpoint(trainer, weights_only=False)
+    assert set(checkpoint["state_dict"]) == {"net.weight", "net.bias"}
+    assert "optimizer_states" in checkpoint and "loops" in checkpoint
+
+
+def test_graph_drawing_switches_off_and_the_prefix_reads(fitted):
+    trainer, _ = fitted
+    shim.draw_graph_once(trainer)
+    assert trainer.logger._log_graph is False
+    assert shim.tag_prefix(trainer.logger) == ""
+
+
+def test_the_checkpoint_hooks_read_and_write_lightnings_state(fitted):
+    trainer, checkpoint = fitted
+    path, step = checkpoint.last_saved
+    assert path.endswith(".ckpt") and step == trainer.global_step - 1  # before the count above
+    checkpoint.last_saved = (path, step)
+    assert checkpoint.may_save_now(trainer) in (True, False)
+    assert isinstance(checkpoint.saves_on_train_epoch_end(trainer), bool)
