@@ -202,7 +202,7 @@ CASES = [
         ["trainer.gradient_clip_algorithm=nosuch"],
         ["trainer.gradient_clip_algorithm='nosuch'", "one of: norm, value"],
     ),
-    # --- runs that survive: resume, checkpoints, monitors, data dirs (README) ---
+    # --- runs that survive: resume, checkpoints, monitors, data dirs (docs/SURVIVAL.md) ---
     Case(
         "unknown-key",
         "train",

@@ -1,6 +1,6 @@
 """A fork adds a net, a data set, an optimizer option and an experiment -- one .py and/or
 one .yaml each, nothing else edited -- and the existing parametrized tests
-(tests/test_configs.py) compose, build and train them. README "Make it yours" lists
+(tests/test_configs.py) compose, build and train them. docs/EXTENDING.md "Make it yours" lists
 exactly the files written here (keep the two in step)."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every run here is 2 CPU processes (DDP over gloo), started as a real `neuralab-train`
 process: Lightning's subprocess `ddp` re-runs sys.argv, which under pytest would re-run
-pytest. `RankProbe` (neuralab/callbacks/probe.py) writes what each rank trained with into
+pytest. `RankProbe` (neuralab/diagnostics/probe.py) writes what each rank trained with into
 a dir outside the run dir, and each run is checked for:
 
 - exactly one run dir per job, holding nothing but rank 0's files;

@@ -1,4 +1,4 @@
-"""neuralab's launchers for Hydra (README "Sweeps and scale"): the submitit launchers of
+"""neuralab's launchers for Hydra (docs/SWEEPS.md "Launchers"): the submitit launchers of
 `hydra/launcher=submitit_local` and `hydra/launcher=slurm` (conf/hydra/launcher/), whose
 requeued jobs resume (submitit_requeue.py).
 

@@ -3,7 +3,7 @@
 On SLURM, submitit asks for SIGUSR2 `signal_delay_s` seconds before the time limit, and
 SLURM sends it on preemption too. How a job then continues, in the same job dir:
 
-1. neuralab's stop handling (neuralab/callbacks/signals.py) takes the signal while the
+1. neuralab's stop handling (neuralab/runtime/signals.py) takes the signal while the
    job trains: the current step finishes, `checkpoints/last.ckpt` is written, the job
    records status `interrupted` and exits with 128 + SIGUSR2.
 2. `__call__` sees that exit and hands the signal on to submitit's own handler (ours

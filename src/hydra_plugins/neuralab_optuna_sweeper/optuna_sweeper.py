@@ -1,6 +1,6 @@
 """neuralab's Optuna sweeper for Hydra: `neuralab-train -m hparams_search=optuna_tpe`.
 
-Built on Optuna's ask-and-tell API (README "Hyperparameter search (Optuna)"). This class is
+Built on Optuna's ask-and-tell API (docs/SWEEPS.md "Hyperparameter search (Optuna)"). This class is
 the Hydra side: settings, the launcher, the sweep dir. The search itself -- space, study,
 batches, pruning, reports -- is neuralab/sweep/optuna_*.py.
 

@@ -31,6 +31,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from neuralab.runtime.checkpoint_files import CONFIG_KEY
+
 
 class RankProbe(Callback):
     def __init__(self, out_dir: str):
@@ -48,14 +50,16 @@ class RankProbe(Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._hook is not None:
             self._hook.remove()
+        # The run's config, as stamped into its checkpoints (runtime/checkpoint_io.py).
+        config = getattr(trainer.strategy.checkpoint_io, "stamp", {}).get(CONFIG_KEY, {})
         report = {
             "rank": trainer.global_rank,
             "world_size": trainer.world_size,
             "pid": os.getpid(),
             "device": str(pl_module.device),
             "precision": str(trainer.precision),
-            "config_sha256": _sha256(json.dumps(dict(pl_module.hparams), sort_keys=True)),
-            "seed": (pl_module.hparams.get("config") or {}).get("seed"),
+            "config_sha256": _sha256(json.dumps(config, sort_keys=True)),
+            "seed": config.get("seed"),
             "params_sha256": _params_sha256(pl_module),
             "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
             "net_output_dtype": self.output_dtype,

@@ -11,7 +11,7 @@
 With `fail_fast=true` a multirun stops at its first diverged or failed job with that
 job's exit status. A multirun whose jobs all end without `ok` exits 1 at the end
 (sweep/status.py). An interrupted sweep stops at once, since the user or the scheduler
-asked for the process to end; `resume=true` picks it up (README "Runs that survive").
+asked for the process to end; `resume=true` picks it up (docs/SURVIVAL.md).
 A single run refused as bad input writes no results.json: nothing ran.
 """
 
