@@ -217,6 +217,7 @@ def assert_ok(run) -> dict:
 
 
 # ---------------------------------------------------------------- discovery
+@pytest.mark.fast
 def test_every_group_is_discovered():
     assert EXPECTED_GROUPS <= set(GROUPS), f"missing groups: {EXPECTED_GROUPS - set(GROUPS)}"
     empty = [g for g in GROUPS if not OPTIONS[g]]
@@ -226,6 +227,7 @@ def test_every_group_is_discovered():
     assert not unwired, f"groups not in conf/train.yaml's defaults: {unwired}"
 
 
+@pytest.mark.fast
 def test_companions_name_real_options():
     for key, extra in COMPANIONS.items():
         for override in (key, *extra):
@@ -233,6 +235,7 @@ def test_companions_name_real_options():
             assert option in OPTIONS.get(group, []), f"COMPANIONS names missing {override}"
 
 
+@pytest.mark.fast
 def test_model_runs_cover_every_optimizer_scheduler_init():
     covered = {_choice(o) for m, c in MODEL_RUNS if m not in NO_BACKPROP_MODELS for o in c}
     for group in COMBO_GROUPS:
@@ -241,6 +244,7 @@ def test_model_runs_cover_every_optimizer_scheduler_init():
 
 
 # ------------------------------------------ compose + resolve + instantiate
+@pytest.mark.fast
 @pytest.mark.parametrize("group, option", option_params(*GROUPS))
 def test_option_composes_and_builds(group, option, tmp_path, monkeypatch, idx_dir):
     monkeypatch.chdir(tmp_path)
@@ -325,9 +329,18 @@ def _assert_parts_built(job: DictConfig, trainer: L.Trainer) -> None:
 
 
 # ------------------------------------------------------- end-to-end (CPU)
-@pytest.mark.parametrize(
-    "model, combo", [pytest.param(m, c, id=" ".join([f"model={m}", *c])) for m, c in MODEL_RUNS]
-)
+def _model_run_params() -> list:
+    """Every model run; the first of each model is in the fast tier."""
+    seen: set[str] = set()
+    params = []
+    for m, c in MODEL_RUNS:
+        marks = [pytest.mark.fast] if m not in seen else []
+        seen.add(m)
+        params.append(pytest.param(m, c, id=" ".join([f"model={m}", *c]), marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("model, combo", _model_run_params())
 def test_model_fast_dev_run(run_cli, model, combo):
     run = fast_dev_run(run_cli, f"model={model}", *combo)
     hparams = assert_ok(run)["hparams"]
@@ -360,3 +373,13 @@ def test_loss_and_data_fast_dev_run(run_cli, group, option, tmp_path, idx_dir):
         assert results["hparams"]["loss"] == OmegaConf.load(CONF / "loss" / f"{option}.yaml").name
     else:
         assert results["hparams"]["data"] == option
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("group, option", option_params("module"))
+def test_module_fast_dev_run(run_cli, group, option):
+    """Every module (neuralab's and a forker's) trains, validates and tests; results.json
+    gets its epoch count and the objective whatever the module logs."""
+    results = assert_ok(fast_dev_run(run_cli, f"{group}={option}", *companions(group, option)))
+    assert results["epochs"] == 1
+    assert math.isfinite(results["metrics"]["best_val_loss"]), results["metrics"]

@@ -32,6 +32,7 @@ def ok(run) -> dict:
     return results
 
 
+@pytest.mark.fast
 def test_it_trains_validates_tests_and_reports_its_own_metrics(run_cli):
     results = ok(run_cli("train", *LIT, "monitor.metric=val/acc", "monitor.mode=max"))
     metrics = results["metrics"]
@@ -43,6 +44,7 @@ def test_it_trains_validates_tests_and_reports_its_own_metrics(run_cli):
     assert results["hparams"]["module.lr"] == 0.01  # its own settings are HParams columns
 
 
+@pytest.mark.fast
 def test_its_checkpoint_evaluates_without_saving_a_config(run_cli):
     train = run_cli("train", *LIT)
     trained = ok(train)
@@ -63,6 +65,7 @@ def test_it_gets_plain_batches_not_chunks(run_cli):
     assert results["epochs"] == 1
 
 
+@pytest.mark.fast
 def test_a_metric_it_does_not_log_is_refused_naming_those_it_does(run_cli):
     run = run_cli("train", *LIT, "monitor.metric=val/f1")
     assert run.code == 2, run.out[-3000:]
@@ -122,6 +125,7 @@ def test_optuna_gets_its_objective(run_cli):
     assert all(math.isfinite(float(t["value"])) for t in trials), trials
 
 
+@pytest.mark.fast
 def test_a_named_metric_added_in_one_place_is_logged_and_monitorable(run_cli, monkeypatch):
     # What a forker writes in metrics.py: one entry (here, the top-2 accuracy).
     def top2(outputs, targets):

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from repo_copy import ROOT
 
+pytestmark = pytest.mark.fast  # the core contract: pytest -m fast
+
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["check", "format"])
 def test_ruff_passes_on_the_whole_tree(command):

@@ -36,6 +36,8 @@ from neuralab.metrics import EpochMetrics
 from neuralab.nets import MLP
 from neuralab.schedulers import build_scheduler, linear_warmup
 
+pytestmark = pytest.mark.fast  # the core contract: pytest -m fast
+
 # ----------------------------------------------------------------- in-memory loader
 
 

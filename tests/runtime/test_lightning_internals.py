@@ -14,6 +14,8 @@ from neuralab.runtime import lightning_internals as shim
 from neuralab.runtime.checkpointing import ModelCheckpoint
 from neuralab.runtime.loggers import TensorBoardLogger
 
+pytestmark = pytest.mark.fast  # the core contract: pytest -m fast
+
 
 class Tiny(L.LightningModule):
     def __init__(self):
