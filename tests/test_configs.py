@@ -188,6 +188,14 @@ def compose_cfg(overrides: list[str], out_dir: Path, idx_dir: Path | None = None
     return cfg
 
 
+@pytest.fixture(autouse=True)
+def _forget_hydra_config():
+    """compose_cfg sets Hydra's global job config (as a job would); later tests must not
+    see it (e.g. Optuna pruning would think it runs inside a sweep)."""
+    yield
+    HydraConfig.instance().cfg = None
+
+
 def job_config(cfg: DictConfig) -> DictConfig:
     """The config the job sees (no hydra node), as neuralab-train receives it."""
     return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
