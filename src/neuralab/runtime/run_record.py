@@ -1,7 +1,8 @@
 """What neuralab records about every run, whatever its module logs.
 
-- `train/epochs`: epochs completed, at each train epoch's end (results.json reads it:
-  with fork-based DDP only logged values reach the parent process).
+- `train/epochs`: epochs completed, at each train epoch's end, in callback_metrics only
+  (results.json reads it: with fork-based DDP only those reach the parent process;
+  TensorBoard has Lightning's own `epoch` curve).
 - `val/<m>_best`: the running best of every validation metric the module logged
   (its own `self.log` names too): the sweep objective and the HParams "best" columns.
   The max for metrics where higher is better (`metrics.higher_is_better`, or the
@@ -22,7 +23,7 @@ from torch import Tensor
 
 from neuralab.errors import ConfigError
 from neuralab.metrics import best_tag, higher_is_better, split_tag
-from neuralab.runtime.publish import publish, train_epoch_step
+from neuralab.runtime.publish import publish
 
 EPOCHS_TAG = "train/epochs"
 
@@ -35,7 +36,8 @@ class RunRecord(Callback):
         self._checked = False
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        publish(trainer, {EPOCHS_TAG: trainer.current_epoch + 1}, step=train_epoch_step(trainer))
+        epochs = torch.tensor(float(trainer.current_epoch + 1), device=pl_module.device)
+        trainer.callback_metrics[EPOCHS_TAG] = epochs
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
