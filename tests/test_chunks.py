@@ -26,6 +26,7 @@ from neuralab.data.loader import EpochSampler, InMemoryLoader
 from neuralab.diagnostics.norms import NORM_KINDS
 from neuralab.runtime.chunks import Chunk, batches_of
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
+from neuralab.runtime.tags import metric_name
 
 # ------------------------------------------------------------------------- the loader
 
@@ -278,9 +279,13 @@ def test_a_run_diverging_inside_a_chunk_names_the_same_step(run_cli):
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Metric name (`update_ratio/...`, `train/loss`) -> points, from the event files."""
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
-    return {t: [(e.step, e.value) for e in events.Scalars(t)] for t in events.Tags()["scalars"]}
+    return {
+        metric_name(t): [(e.step, e.value) for e in events.Scalars(t)]
+        for t in events.Tags()["scalars"]
+    }
 
 
 def test_diagnostics_measure_single_steps_inside_chunks(trained):
