@@ -26,7 +26,9 @@ def _render(cfg) -> str:
 
 
 def test_profile_writes_reports_into_the_run_dir_and_prints_the_tree(run_cli):
-    run = run_cli("train", "debug=profile", "trainer.limit_train_batches=5", "extras.print_config=true")
+    run = run_cli(
+        "train", "debug=profile", "trainer.limit_train_batches=5", "extras.print_config=true"
+    )
     assert run.code == 0, run.out[-3000:]
     for stage in ("fit", "test"):
         report = (run.run_dir / f"{stage}-profile.txt").read_text()

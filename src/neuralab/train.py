@@ -76,6 +76,9 @@ def train(cfg: DictConfig) -> float | None:
     guard = DivergenceGuard(cfg.divergence.check_every_n_steps, last)
     if multirun:  # one GPU per launcher worker (runtime/devices.py)
         place_job(cfg, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num)
+    if multirun and hydra_cfg.job.num > 0:  # the first job's model summary, not one per job
+        with open_dict(cfg):
+            cfg.trainer.enable_model_summary = False
     trainer = build_trainer(
         cfg,
         extra_callbacks=[ExactResume(), guard, GracefulStop(stop, last)],

@@ -208,8 +208,9 @@ def framed(
     return canvas
 
 
-
-def with_legend(image: np.ndarray, entries: Sequence[tuple[Color, str]], size: int = 10) -> np.ndarray:
+def with_legend(
+    image: np.ndarray, entries: Sequence[tuple[Color, str]], size: int = 10
+) -> np.ndarray:
     """`image` with a key to its right, level with the plot: one row per (colour, label),
     a framed swatch and the label."""
     if not entries:

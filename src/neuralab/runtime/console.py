@@ -14,10 +14,15 @@ import logging
 import re
 
 # rank_zero_info logs through whichever of these the last imported Lightning part set up.
-RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+RANK_ZERO_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
 SUMMARY_LOGGER = "lightning.pytorch.callbacks.model_summary"
 NEVER = re.compile(r"💡 Tip:|(GPU|TPU|HPU) available:")
-ONCE = re.compile(r"(Restoring states|Loaded model weights|Restored all states) from the checkpoint")
+ONCE = re.compile(
+    r"(Restoring states|Loaded model weights|Restored all states) from the checkpoint"
+)
 
 
 class LightningConsole(logging.Filter):

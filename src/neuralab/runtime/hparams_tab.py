@@ -24,11 +24,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from neuralab.runtime.loggers import write_summary
 from neuralab.runtime.tags import tensorboard_tag
+
+if TYPE_CHECKING:  # TensorBoard's protos, imported where they are built
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams.api_pb2 import HParamInfo
 
 SWEEP_EVENTS = "events.out.tfevents.sweep_hparams"  # TensorBoard reads any *tfevents* file
 HEADLINE = ("data", "model", "optimizer", "lr")  # shown for a single run
@@ -61,7 +67,7 @@ def _metric_infos(tags: Mapping[str, str], objective: str | None) -> list:
     ]
 
 
-def _hparam_info(name: str, values: list, differs: bool, domain: bool):
+def _hparam_info(name: str, values: list, differs: bool, domain: bool) -> HParamInfo:
     """One column: its type from the values; with `domain`, the values (text, bool) or
     their range (numbers) the jobs took."""
     from tensorboard.plugins.hparams import api_pb2
@@ -83,7 +89,9 @@ def _hparam_info(name: str, values: list, differs: bool, domain: bool):
     return info
 
 
-def sweep_experiment(jobs: list[tuple[Mapping, Mapping[str, str]]], objective: str | None):
+def sweep_experiment(
+    jobs: list[tuple[Mapping, Mapping[str, str]]], objective: str | None
+) -> Summary:
     """The summary of a sweep from its jobs' (hparams, metric tags): varying hparams
     first (in the jobs' column order), then the constant ones."""
     values: dict[str, list] = {}
@@ -100,7 +108,7 @@ def sweep_experiment(jobs: list[tuple[Mapping, Mapping[str, str]]], objective: s
 
 def run_experiment(
     hparams: Mapping, tags: Mapping[str, str], objective: str | None, overrides: list[str]
-):
+) -> Summary:
     """The summary of a single run: what its command set, and the headline, shown.
     No value domains: other single runs under the same --logdir must not be filtered out."""
     shown = set(HEADLINE) | {c for o in overrides for c in _columns_of(o, hparams)}
@@ -111,7 +119,7 @@ def run_experiment(
 
 # TensorBoard's own helpers (tensorboard.plugins.hparams.summary) need TensorFlow: the
 # same protos, built here as torch's SummaryWriter builds its own.
-def _summary(tag: str, **plugin_data: object):
+def _summary(tag: str, **plugin_data: object) -> Summary:
     from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.compat.proto.tensor_pb2 import TensorProto
     from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
@@ -122,7 +130,7 @@ def _summary(tag: str, **plugin_data: object):
     return Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=empty)])
 
 
-def _experiment(hparam_infos: list, metric_infos: list):
+def _experiment(hparam_infos: list, metric_infos: list) -> Summary:
     from tensorboard.plugins.hparams import api_pb2, metadata
 
     experiment = api_pb2.Experiment(
@@ -131,7 +139,7 @@ def _experiment(hparam_infos: list, metric_infos: list):
     return _summary(metadata.EXPERIMENT_TAG, experiment=experiment)
 
 
-def _session(hparams: Mapping):
+def _session(hparams: Mapping) -> tuple[Summary, Summary]:
     """The run's row (session start) and its status (session end), as two summaries."""
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
@@ -158,6 +166,7 @@ def _columns_of(override: str, hparams: Mapping) -> set[str]:
     return {c for c in (key, last, f"model.{last}", f"module.{last}") if c in hparams}
 
 
+@rank_zero_only  # other ranks' loggers write nothing (their experiment is a dummy)
 def write_hparams(
     loggers: list,
     hparams: Mapping,

@@ -39,11 +39,11 @@ class StepProgressBar(TQDMProgressBar):
         terminal: bool | None = None,
         **kwargs: Any,
     ):
+        # None: a bar on a terminal, lines anywhere else (a file, a pipe, a job's log)
+        self.terminal = sys.stdout.isatty() if terminal is None else terminal
         super().__init__(refresh_rate=refresh_rate, **kwargs)
         self._steps = 0  # optimizer steps taken in this epoch
         self.lines_every_n_epochs = lines_every_n_epochs
-        # None: a bar on a terminal, lines anywhere else (a file, a pipe, a job's log)
-        self.terminal = sys.stdout.isatty() if terminal is None else terminal
         self._shown_epoch = 0  # the last epoch a line was printed for
 
     @property

@@ -18,7 +18,9 @@ def summary_metrics(
 ) -> dict[str, float]:
     """best_val_<m>, final_<stage>_<m> and test_<m> from the logged values."""
     logged = {**fit_metrics, **test_metrics}
-    return {name: float(logged[tag]) for name, tag in summary_sources(fit_metrics, test_metrics).items()}
+    return {
+        name: float(logged[tag]) for name, tag in summary_sources(fit_metrics, test_metrics).items()
+    }
 
 
 def summary_sources(

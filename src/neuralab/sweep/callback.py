@@ -24,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from neuralab.runtime.hparams_tab import sweep_experiment, write_sweep
 from neuralab.runtime.run_dirs import read_status
 from neuralab.runtime.summary import objective_name
-from neuralab.sweep.results import job_dirs, write_results
+from neuralab.sweep.naming import sweep_keys
+from neuralab.sweep.results import job_dirs, override_key, write_results
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ def job_line(config: DictConfig) -> str:
     a user can follow a sweep in its console or log."""
     job_dir = Path(str(config.hydra.runtime.output_dir))
     results = read_status(job_dir) or {}
-    overrides = " ".join(str(o) for o in config.hydra.overrides.task)
+    varying = sweep_keys(str(sweep_dir_of(config)))  # as in its dir name: what differs
+    task = [str(o) for o in config.hydra.overrides.task]
+    overrides = " ".join(o for o in task if varying is None or override_key(o) in varying)
     status = results.get("status", "missing")
     objective = _objective(config)
     value = (results.get("metrics") or {}).get(objective) if objective else None
