@@ -324,8 +324,10 @@ def test_a_fault_aimed_inside_a_chunk_acts_at_its_start(run_cli):
 def test_the_progress_bar_counts_steps_and_draws_no_validation_bar(run_cli):
     """Chunked, Lightning's own bar would show 1/1 an epoch (training_step calls); this
     one shows the 20 steps of a digits epoch, and no validation bar inside fit."""
-    run = run_cli("train", *BASE, "logger=none", "test=false", fast=False)
+    bar = "callbacks.progress_bar.terminal=true"  # as on a terminal (pytest captures stdout)
+    run = run_cli("train", *BASE, "logger=none", "test=false", bar, fast=False)
     assert run.code == 0, run.out[-2000:]
     assert "Epoch 1: 100%" in run.out and "20/20" in run.out
+    assert "val/acc=" in run.out  # the epoch's values on the bar
     assert "1/1 [" not in run.out.split("Epoch 0")[1]  # no chunk-count bar after it starts
     assert "Validation DataLoader" not in run.out

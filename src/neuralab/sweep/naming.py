@@ -1,5 +1,5 @@
 """Run dir names: `<job number>_<varying overrides>` in a sweep, `<time>_<pid>_<overrides>`
-for a single run.
+for a single run (as `key-value+key-value`: a path Hydra's command line reads as it is).
 
 TensorBoard names a run after its dir relative to --logdir, so with these names
 the dashboard of a sweep lists `3_model.activation=tanh,optimizer=adam` instead of `3`:
@@ -37,6 +37,26 @@ def job_dirname(num: int | str, overrides: str | None) -> str:
         digest = hashlib.sha1((overrides or "").encode()).hexdigest()[:HASH_CHARS]
         text = f"{text[: MAX_OVERRIDES_CHARS - HASH_CHARS - 1]}-{digest}"
     return f"{num}_{text}" if text else str(num)
+
+
+# A single run's dir is typed back on command lines (ckpt_path=<dir>/..., run_dir=<dir>),
+# where Hydra reads `=` and `,` as syntax: its overrides are written `key-value+key-value`.
+RUN_UNSAFE = re.compile(r"[^A-Za-z0-9._\-]")
+
+
+def run_dirname(prefix: str, *, _root_: DictConfig) -> str:
+    """`<prefix>_<overrides>` for a single run: `2026-12-06_20-25-01_4242_init-he_normal+
+    optimizer-sgd` (the noise keys of override_dirname left out)."""
+    hydra = _root_.hydra
+    exclude = set(hydra.job.config.override_dirname.get("exclude_keys") or [])
+    items = sorted(str(o) for o in hydra.overrides.task if _key(str(o)) not in exclude)
+    text = "+".join(
+        f"{RUN_UNSAFE.sub('_', _key(o))}-{RUN_UNSAFE.sub('_', o.partition('=')[2])}" for o in items
+    )
+    if len(text) > MAX_OVERRIDES_CHARS:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:HASH_CHARS]
+        text = f"{text[: MAX_OVERRIDES_CHARS - HASH_CHARS - 1]}-{digest}"
+    return f"{prefix}_{text}" if text else str(prefix)
 
 
 def varying_dirname(*, _root_: DictConfig) -> str:
