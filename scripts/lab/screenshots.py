@@ -8,7 +8,7 @@ free port, and writes:
 
     hparams_sweep.png      the HParams tab as a browser opens it (headless Chromium,
                            Debian's `chromium` package: apt-get install chromium)
-    decision_boundary.png  the last decision-boundary picture of the first job, as
+    decision_boundary.png  the last decision-boundary picture of the best job, as
                            TensorBoard serves it to its Images tab
 
 Not needed by the tests; it needs no network (TensorBoard's page is served locally).
@@ -41,7 +41,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
     "--hide-scrollbars",
-    "--window-size=1400,820",
+    "--window-size=1600,600",
     "--virtual-time-budget=20000",  # let the dashboard fetch and draw before the shot
 ]
 
@@ -89,10 +89,15 @@ def screenshot(chromium: str, url: str, path: Path, profile: Path) -> None:
     subprocess.run([*command, url], check=True, capture_output=True, timeout=120)
 
 
-def decision_boundary(url: str, path: Path) -> None:
-    """The last decision-boundary picture of the first run, as TensorBoard serves it."""
+def decision_boundary(url: str, sweep: Path, path: Path) -> None:
+    """The last decision-boundary picture of the job with the best val accuracy."""
     tags = json.loads(get(f"{url}/data/plugin/images/tags"))
-    run = sorted(r for r in tags if r != ".")[0]
+
+    def best_val_acc(run: str) -> float:
+        results = json.loads((sweep / run / "results.json").read_text())
+        return results["metrics"].get("best_val_acc", 0.0)
+
+    run = max((r for r in tags if r != "."), key=best_val_acc)
     (tag,) = [t for t in tags[run] if t.endswith("decision_boundary")]
     query = urllib.parse.urlencode({"run": run, "tag": tag, "sample": 0})
     entry = json.loads(get(f"{url}/data/plugin/images/images?{query}"))[-1]
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             time.sleep(2)  # the last event files read
             screenshot(args.chromium, f"{url}/#hparams", args.out / "hparams_sweep.png", work / "p")
-            decision_boundary(url, args.out / "decision_boundary.png")
+            decision_boundary(url, sweep, args.out / "decision_boundary.png")
         finally:
             proc.terminate()
             proc.wait(timeout=10)
