@@ -4,6 +4,8 @@
   run dir records the devices a run used);
 - once a process: the model summary and the checkpoint restore lines of `trainer.test`
   (in a multirun every job would repeat them; .hydra/config.yaml says what each job is).
+  Lightning draws a rich summary table past logging: train.py turns the summary off for
+  the jobs after a multirun's first.
 
 Filters, not levels: Lightning's warnings and its other lines (why fit stopped) stay.
 """
