@@ -4,13 +4,14 @@
     python scripts/compare.py logs/train/multiruns/<a> logs/train/multiruns/<b> --out cmp/
     python scripts/compare.py <sweep dir> --metric val/loss
 
-Each sweep dir gets results.csv and results.md again (what the end of a
-multirun writes; this also works for older or interrupted sweeps: a job with no
-results.json is listed as `missing`). The plots, over all the given sweeps, are
-curves_<metric>.png (each job's validation curve) and bars_<metric>.png (the
-final metric per configuration, mean ± std over seeds). They go to --out, which
-defaults to the sweep dir when there is one. The metric defaults to val/acc,
-or val/loss where there is no accuracy (regression).
+Without --out, the sweep dir gets results.csv and results.md again (what the end
+of a multirun writes; this also works for older or interrupted sweeps: a job with
+no results.json is listed as `missing`) and the plots. With --out, only the plots
+are written, there: the sweep dirs are left as they are. The plots, over all the
+given sweeps, are curves_<metric>.png (each job's validation curve) and
+bars_<metric>.png (best val and test value per configuration: mean, and ± std when
+there are two seeds or more). The metric defaults to val/acc, or val/loss where
+there is no accuracy (regression).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def check_sweep_dir(path: Path) -> None:
 
 
 def compare(sweep_dirs: list[Path], out: Path | None, metric: str | None) -> list[Path]:
-    """Tables into each sweep dir, plots over all of them into `out`; the paths written."""
+    """Tables into each sweep dir (without `out`), plots over all of them into `out` (or
+    the sweep dir); the paths written."""
     for path in sweep_dirs:
         check_sweep_dir(path)
     if out is None and len(sweep_dirs) > 1:
@@ -51,7 +53,8 @@ def compare(sweep_dirs: list[Path], out: Path | None, metric: str | None) -> lis
     jobs: list[JobResult] = []
     for path in sweep_dirs:
         sweep_jobs = collect(path)
-        written += write_results(path, sweep_jobs)
+        if out is None:  # --out: the sweep dir is only read
+            written += write_results(path, sweep_jobs)
         jobs += sweep_jobs
     written += write_plots(jobs, out or sweep_dirs[0], metric)
     return written

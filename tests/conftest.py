@@ -107,3 +107,33 @@ def run_subprocess(args: list[str], cwd: Path, timeout: int = 600) -> Run:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     return Run(proc.returncode, proc.stdout + proc.stderr, cwd)
+
+
+class EventsByName:
+    """A run's EventAccumulator read under the names the code logs (`val/loss`,
+    `grad_norm/layer00_...`), whatever TensorBoard shows them as (runtime/tags.py)."""
+
+    def __init__(self, events):
+        from neuralab.runtime.tags import metric_name
+
+        self.events, self.path = events, events.path
+        self._tags = {
+            kind: {metric_name(t): t for t in tags}
+            for kind, tags in events.Tags().items()
+            if isinstance(tags, list)
+        }
+
+    def Tags(self) -> dict:  # noqa: N802 -- EventAccumulator's names
+        return {**self.events.Tags(), **{k: sorted(v) for k, v in self._tags.items()}}
+
+    def Scalars(self, name: str):  # noqa: N802
+        return self.events.Scalars(self._tags["scalars"].get(name, name))
+
+    def Histograms(self, name: str):  # noqa: N802
+        return self.events.Histograms(self._tags["histograms"].get(name, name))
+
+    def Images(self, name: str):  # noqa: N802
+        return self.events.Images(self._tags["images"].get(name, name))
+
+    def __getattr__(self, name: str):  # SummaryMetadata, Graph, ...: as they are
+        return getattr(self.events, name)

@@ -26,6 +26,7 @@ from neuralab.data.loader import EpochSampler, InMemoryLoader
 from neuralab.diagnostics.norms import NORM_KINDS
 from neuralab.runtime.chunks import Chunk, batches_of
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
+from neuralab.runtime.tags import metric_name
 
 # ------------------------------------------------------------------------- the loader
 
@@ -278,9 +279,13 @@ def test_a_run_diverging_inside_a_chunk_names_the_same_step(run_cli):
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Metric name (`update_ratio/...`, `train/loss`) -> points, from the event files."""
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
-    return {t: [(e.step, e.value) for e in events.Scalars(t)] for t in events.Tags()["scalars"]}
+    return {
+        metric_name(t): [(e.step, e.value) for e in events.Scalars(t)]
+        for t in events.Tags()["scalars"]
+    }
 
 
 def test_diagnostics_measure_single_steps_inside_chunks(trained):
@@ -319,8 +324,10 @@ def test_a_fault_aimed_inside_a_chunk_acts_at_its_start(run_cli):
 def test_the_progress_bar_counts_steps_and_draws_no_validation_bar(run_cli):
     """Chunked, Lightning's own bar would show 1/1 an epoch (training_step calls); this
     one shows the 20 steps of a digits epoch, and no validation bar inside fit."""
-    run = run_cli("train", *BASE, "logger=none", "test=false", fast=False)
+    bar = "callbacks.progress_bar.terminal=true"  # as on a terminal (pytest captures stdout)
+    run = run_cli("train", *BASE, "logger=none", "test=false", bar, fast=False)
     assert run.code == 0, run.out[-2000:]
     assert "Epoch 1: 100%" in run.out and "20/20" in run.out
+    assert "val/acc=" in run.out  # the epoch's values on the bar
     assert "1/1 [" not in run.out.split("Epoch 0")[1]  # no chunk-count bar after it starts
     assert "Validation DataLoader" not in run.out

@@ -26,7 +26,9 @@ def _render(cfg) -> str:
 
 
 def test_profile_writes_reports_into_the_run_dir_and_prints_the_tree(run_cli):
-    run = run_cli("train", "debug=profile", "trainer.limit_train_batches=5")
+    run = run_cli(
+        "train", "debug=profile", "trainer.limit_train_batches=5", "extras.print_config=true"
+    )
     assert run.code == 0, run.out[-3000:]
     for stage in ("fit", "test"):
         report = (run.run_dir / f"{stage}-profile.txt").read_text()
@@ -34,7 +36,7 @@ def test_profile_writes_reports_into_the_run_dir_and_prints_the_tree(run_cli):
         assert "Mean duration" in report
     assert "run_training_batch" in (run.run_dir / "fit-profile.txt").read_text()
 
-    # extras.print_config is on by default: the tree on stdout and in the run dir
+    # extras.print_config=true: the tree on stdout and in the run dir
     saved = (run.run_dir / CONFIG_TREE).read_text()
     for text in (run.out, saved):
         assert "config" in text and "├── data" in text
@@ -58,11 +60,11 @@ def test_anomaly_mode_names_the_backward_op_that_made_a_nan(run_cli):
     assert "returned nan values" in results["error"]
 
 
-def test_print_config_false_prints_and_writes_nothing(run_cli):
-    run = run_cli("train", "debug=fast", "extras.print_config=false")
+def test_the_tree_is_saved_but_not_printed_by_default(run_cli):
+    run = run_cli("train", "debug=fast")
     assert run.code == 0, run.out[-3000:]
     assert "├── data" not in run.out
-    assert not (run.run_dir / CONFIG_TREE).exists()
+    assert "├── data" in (run.run_dir / CONFIG_TREE).read_text()
 
 
 def test_tree_shows_what_cannot_be_resolved_instead_of_failing():
@@ -94,7 +96,9 @@ def test_only_rank_zero_prints(tmp_path, capsys, monkeypatch):
 
 
 def test_a_multirun_prints_the_tree_for_its_first_job_only(run_cli):
-    run = run_cli("train", "-m", "data=iris", "trainer.max_epochs=1", "seed=1,2,3")
+    run = run_cli(
+        "train", "-m", "data=iris", "trainer.max_epochs=1", "seed=1,2,3", "extras.print_config=true"
+    )
     assert run.code == 0, run.out[-3000:]
     assert len(run.run_dirs()) == 3
     trees = [d.name for d in run.run_dirs() if (d / CONFIG_TREE).is_file()]

@@ -111,6 +111,8 @@ def test_compiled_net_trains_and_its_checkpoint_loads_uncompiled(run_cli, tmp_pa
     events = EventAccumulator(str(train.run_dir))
     events.Reload()
     assert events.Tags()["graph"]  # TensorBoard's graph is traced from the plain net
+    linear = [n.name for n in events.Graph().node if "linear" in n.op or "addmm" in n.op]
+    assert linear and all("[net]/" in name for name in linear), linear  # nested in the net
 
     # The checkpoint holds the plain net's keys: it loads into a net that is not compiled.
     checkpoint = torch.load(train.run_dir / "checkpoints/best.ckpt", weights_only=True)

@@ -79,15 +79,15 @@ def jobs(sweep) -> list[Path]:
     return found
 
 
-def test_job_dirs_read_as_overrides(jobs):
-    assert jobs[0].name == (
-        "0_callbacks.early_stopping=null,data=iris,model.activation=relu,"
-        "optimizer=sgd,seed=1,trainer.max_epochs=2"
-    )
+def test_job_dirs_read_as_the_overrides_that_vary(sweep, jobs):
+    assert jobs[0].name == "0_model.activation=relu,optimizer=sgd,seed=1"
+    swept = {o.partition("=")[0] for o in GRID}
     for num, job in enumerate(jobs):
-        # Noise (progress bar, model summary) stays out of the name; the rest, sorted.
-        kept = [o for o in job_overrides(job) if "progress_bar" not in o and "summary" not in o]
+        # What every job shares (data=iris, ...) stays out of the name: results.md has it.
+        kept = [o for o in job_overrides(job) if o.partition("=")[0] in swept]
         assert job.name == f"{num}_" + ",".join(sorted(kept))
+    header = (sweep / "results.md").read_text().split("| overrides |")[0]
+    assert all(o in header for o in FIXED), header
 
 
 def test_results_csv_has_one_row_per_job(sweep, jobs):
@@ -226,3 +226,30 @@ def test_callback_writes_only_for_multiruns_and_never_raises(tmp_path, caplog):
     (tmp_path / "results.md").mkdir()  # cannot be replaced by a file
     SweepResults().on_multirun_end(config)
     assert "could not write the results table" in caplog.text
+
+
+def test_compare_with_out_leaves_the_sweep_dir_alone(sweep, tmp_path):
+    before = {p.name: p.stat().st_mtime_ns for p in sweep.iterdir() if p.is_file()}
+    compare = load_compare()
+    assert compare.main([str(sweep), "--out", str(tmp_path / "out")]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in sweep.iterdir() if p.is_file()} == before
+    assert (tmp_path / "out" / "bars_val_acc.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_compare_bars_with_one_seed(sweep):
+    """Best val and test per configuration; one seed: no error bar; the axis spans the
+    values instead of starting at 0 (0.947 and 0.967 must not look equal)."""
+    from neuralab.sweep.plots import bars_figure
+    from neuralab.sweep.results import collect
+
+    one_seed = [job for job in collect(sweep) if job.seed == "1"]
+    (ax,) = bars_figure(one_seed, "val/acc").axes
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["best_val_acc", "test_acc"]
+    assert ax.containers and not any(c.has_xerr for c in ax.containers)
+    values = [job.metrics[k] for job in one_seed for k in ("best_val_acc", "test_acc")]
+    low, high = ax.get_xlim()
+    assert 0 < low <= min(values) and max(values) <= high
+    assert "one seed each" in ax.get_xlabel()
+    (ax,) = bars_figure(collect(sweep), "val/acc").axes  # two seeds: mean ± std
+    assert all(c.has_xerr for c in ax.containers)

@@ -77,8 +77,11 @@ def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
-    tags = [t for t in events.Tags()["scalars"] if t.split("/")[0] in ("train", "val", "test")]
-    return {t: [(e.step, e.value) for e in events.Scalars(t)] for t in tags}
+    from neuralab.runtime.tags import metric_name
+
+    stages = ("train", "val", "test")
+    tags = [t for t in events.Tags()["scalars"] if metric_name(t).split("/")[0] in stages]
+    return {metric_name(t): [(e.step, e.value) for e in events.Scalars(t)] for t in tags}
 
 
 @pytest.fixture(scope="module")

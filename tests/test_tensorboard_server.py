@@ -1,8 +1,9 @@
-"""A real TensorBoard server over a finished 2-job multirun, asked through its HTTP data API.
+"""A real TensorBoard server over a finished 2x2 multirun, asked through its HTTP data API.
 
 The server is `python -m tensorboard.main` on 127.0.0.1 and a free port, started
 here and always stopped here. Run names are the job dir names, which read as
-the jobs' overrides.
+the overrides that vary across the sweep; the sweep dir itself (run `.`) holds the
+sweep's HParams experiment summary.
 """
 
 from __future__ import annotations
@@ -21,13 +22,28 @@ import pytest
 from conftest import train_in
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-SWEEP = ["optimizer=sgd,adam", "data=iris", "trainer.max_epochs=2", "callbacks.early_stopping=null"]
-RUNS = [
-    "0_callbacks.early_stopping=null,data=iris,optimizer=sgd,trainer.max_epochs=2",
-    "1_callbacks.early_stopping=null,data=iris,optimizer=adam,trainer.max_epochs=2",
+SWEEP = [
+    "model=mlp,mlp_batchnorm",
+    "optimizer=sgd,adam",
+    "data=iris",
+    "trainer.max_epochs=2",
+    "callbacks.early_stopping=null",
 ]
-SCALARS = ["train/loss", "train/acc", "val/loss", "val/acc", "test/acc"]
-HP_METRICS = ["hp/best_val_acc", "hp/final_val_loss", "hp/test_acc"]
+# Constant overrides (data=iris, ...) stay out of the names: results.md has them.
+RUNS = [
+    "0_model=mlp,optimizer=sgd",
+    "1_model=mlp,optimizer=adam",
+    "2_model=mlp_batchnorm,optimizer=sgd",
+    "3_model=mlp_batchnorm,optimizer=adam",
+]
+SWEEP_RUN = "."  # the sweep dir: the experiment summary
+SCALARS = ["curves/train/loss", "curves/train/acc", "curves/val/loss", "curves/val/acc", "test/acc"]
+# HParams metric columns: display name -> the curve whose last value is shown.
+HP_METRICS = {
+    "best_val_acc": "curves/val/acc_best",
+    "final_val_loss": "curves/val/loss",
+    "test_acc": "test/acc",
+}
 STARTUP_TIMEOUT_S = 30
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -57,12 +73,12 @@ def get(url: str, body: dict | None = None, raw: bool = False):
 def loaded(url: str) -> bool:
     """Both runs listed and their last event file (the HParams write) read."""
     try:
-        if sorted(get(f"{url}/data/runs")) != RUNS:
+        if sorted(get(f"{url}/data/runs")) != [SWEEP_RUN, *RUNS]:
             return False
         tags = get(f"{url}/data/plugin/scalars/tags")
     except (urllib.error.URLError, ConnectionError, ValueError):
         return False
-    return all(set(HP_METRICS) <= set(tags.get(run, {})) for run in RUNS)
+    return all(set(HP_METRICS.values()) <= set(tags.get(run, {})) for run in RUNS)
 
 
 @pytest.fixture(scope="module")
@@ -100,29 +116,48 @@ def results_of(sweep: Path, run: str) -> dict:
     return json.loads((sweep / run / "results.json").read_text())
 
 
-def test_runs_are_named_by_their_overrides(server):
-    assert sorted(get(f"{server}/data/runs")) == RUNS
+def test_runs_are_named_by_their_varying_overrides(server, sweep):
+    assert sorted(get(f"{server}/data/runs")) == [SWEEP_RUN, *RUNS]
+    header = (sweep / "results.md").read_text()
+    assert "data=iris" in header  # what every job shares is stated once
 
 
-def test_scalar_tags_of_both_runs(server):
+def test_scalar_tags_of_every_run(server):
     tags = get(f"{server}/data/plugin/scalars/tags")
     for run in RUNS:
-        assert set(SCALARS + HP_METRICS) <= set(tags[run]), (run, sorted(tags[run]))
+        assert set(SCALARS + list(HP_METRICS.values())) <= set(tags[run]), (run, tags[run])
+        assert not [t for t in tags[run] if t.startswith("hp/")]
 
 
-def test_hparams_experiment_lists_hparams_and_metrics(server):
+def test_hparams_experiment_shows_the_swept_hparams_first(server):
     experiment = get(f"{server}/data/plugin/hparams/experiment", {"experimentName": ""})
-    hparams = {info["name"] for info in experiment["hparamInfos"]}
-    assert {"model", "optimizer", "lr", "activation", "init", "seed"} <= hparams, hparams
-    metrics = {info["name"]["tag"] for info in experiment["metricInfos"]}
-    assert set(HP_METRICS) <= metrics, metrics
+    infos = experiment["hparamInfos"]
+    names = [info["name"] for info in infos]
+    differing = [info["name"] for info in infos if info.get("differs")]
+    # Swept (model, optimizer) and what they change (lr: each optimizer's default; norm:
+    # mlp_batchnorm's) come first and are the ones shown; the rest follow.
+    assert differing == ["lr", "model", "norm", "optimizer"], differing
+    assert names[: len(differing)] == differing, names
+    assert {"activation", "init", "seed", "data"} <= set(names[len(differing) :])
+    by_name = {info["name"]: info for info in infos}
+    # Text hparams list their values: TensorBoard offers a filter per value.
+    assert by_name["model"]["domainDiscrete"] == ["mlp", "mlp_batchnorm"]
+    assert by_name["optimizer"]["domainDiscrete"] == ["adam", "sgd"]
+    assert by_name["data"]["domainDiscrete"] == ["iris"]
+    assert by_name["lr"]["domainInterval"] == {"minValue": 0.001, "maxValue": 0.1}
+    # Metrics: the monitored metric's best (monitor.metric: val/loss), then the test values.
+    metrics = [info["displayName"] for info in experiment["metricInfos"]]
+    assert metrics[0] == "best_val_loss", metrics
+    assert metrics[1:3] == ["test_acc", "test_loss"], metrics
+    tags = {info["displayName"]: info["name"]["tag"] for info in experiment["metricInfos"]}
+    assert HP_METRICS.items() <= tags.items(), tags
 
 
 def test_hparams_sessions_hold_real_metric_values(server, sweep):
     request = {
         "experimentName": "",
         "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
-        "colParams": [{"metric": {"tag": tag, "group": ""}} for tag in HP_METRICS]
+        "colParams": [{"metric": {"tag": tag, "group": ""}} for tag in HP_METRICS.values()]
         + [{"hparam": "optimizer"}],
         "startIndex": 0,
         "sliceSize": 100,
@@ -133,10 +168,8 @@ def test_hparams_sessions_hold_real_metric_values(server, sweep):
         results = results_of(sweep, group["name"])
         assert group["hparams"]["optimizer"] == results["hparams"]["optimizer"]
         values = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
-        for tag in HP_METRICS:
-            assert values[tag] != -1, tag
-            expected = results["metrics"][tag.removeprefix("hp/")]
-            assert values[tag] == pytest.approx(expected, rel=1e-6), tag
+        for name, tag in HP_METRICS.items():
+            assert values[tag] == pytest.approx(results["metrics"][name], rel=1e-6), tag
 
 
 def image_tags(job_dir: Path) -> set[str]:

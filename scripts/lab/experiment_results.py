@@ -21,6 +21,7 @@ import yaml
 from experiment_spec import ROOT, Experiment
 
 from neuralab.errors import ConfigError
+from neuralab.runtime.tags import EPOCHS_METRIC
 from neuralab.sweep.plots import load_points
 from neuralab.sweep.results import (
     MISSING,
@@ -173,7 +174,7 @@ def curves(table: SweepTable) -> tuple[str, str, list[tuple[str, list[float], li
     tag = resolve_tag(table.experiment, {t for p in points.values() for t in p})
     epoch_of = {}
     for job_points in points.values():
-        epoch_of.update({step: int(e) + 1 for step, e in job_points.get("epoch", [])})
+        epoch_of.update({step: int(e) for step, e in job_points.get(EPOCHS_METRIC, [])})
     lines = [
         (row.label, *_mean_curve([points[j.dir].get(tag, []) for j in row.group.jobs]))
         for row in table.rows

@@ -47,8 +47,7 @@ def rebuild(checkpoint: dict) -> tuple[L.LightningModule, L.LightningDataModule]
 
 def evaluate(cfg: DictConfig) -> float | None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    if cfg.extras.print_config:
-        print_config(cfg, output_dir)
+    print_config(cfg, output_dir, show=cfg.extras.print_config)
     path = find_checkpoint(cfg.get("ckpt_path"), cfg.get("run_dir"))
     module, datamodule = rebuild(load_checkpoint(path))
     trainer = build_trainer(cfg)

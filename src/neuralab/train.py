@@ -32,7 +32,8 @@ from neuralab.runtime.config import config_dir, register_resolvers, to_plain
 from neuralab.runtime.devices import place_job
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
 from neuralab.runtime.exact_resume import ExactResume, logged_in
-from neuralab.runtime.hparams import flat_hparams, write_hparams
+from neuralab.runtime.hparams import flat_hparams
+from neuralab.runtime.hparams_tab import metric_tags, write_hparams
 from neuralab.runtime.job import run_job
 from neuralab.runtime.lightning_internals import draw_graph_once
 from neuralab.runtime.print_config import print_config
@@ -41,7 +42,7 @@ from neuralab.runtime.run_dirs import OK, RESULTS
 from neuralab.runtime.run_info import record_session, run_info
 from neuralab.runtime.run_record import EPOCHS_TAG, RunRecord
 from neuralab.runtime.signals import GracefulStop, RunInterrupted, StopRequest
-from neuralab.runtime.summary import objective_name, summary_metrics
+from neuralab.runtime.summary import objective_name, summary_metrics, summary_sources
 from neuralab.sweep.optuna_pruning import Pruned
 
 register_resolvers()
@@ -55,8 +56,8 @@ def train(cfg: DictConfig) -> float | None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     # A sweep's jobs differ only by their overrides (each has .hydra/config.yaml): one
     # tree, the first job's, instead of a screenful per job (~40 ms each to draw).
-    if cfg.extras.print_config and not (multirun and hydra_cfg.job.num > 0):
-        print_config(cfg, output_dir)
+    if not (multirun and hydra_cfg.job.num > 0):
+        print_config(cfg, output_dir, show=cfg.extras.print_config)
     _check_settings(cfg, multirun=multirun)
     plan = plan_start(cfg, output_dir)
     if plan.finished is not None:
@@ -75,6 +76,9 @@ def train(cfg: DictConfig) -> float | None:
     guard = DivergenceGuard(cfg.divergence.check_every_n_steps, last)
     if multirun:  # one GPU per launcher worker (runtime/devices.py)
         place_job(cfg, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num)
+    if multirun and hydra_cfg.job.num > 0:  # the first job's model summary, not one per job
+        with open_dict(cfg):
+            cfg.trainer.enable_model_summary = False
     trainer = build_trainer(
         cfg,
         extra_callbacks=[ExactResume(), guard, GracefulStop(stop, last)],
@@ -92,10 +96,13 @@ def train(cfg: DictConfig) -> float | None:
 
     summary = summary_metrics(fit_metrics, test_metrics)
     hparams = flat_hparams(config, choices)
-    write_hparams(trainer.loggers, hparams, summary)
+    tags = metric_tags(summary_sources(fit_metrics, test_metrics))  # the HParams columns
+    objective, overrides = objective_name(cfg.monitor.metric), list(hydra_cfg.overrides.task)
+    write_hparams(trainer.loggers, hparams, tags, objective, None if multirun else overrides)
     results = {"status": OK, "metrics": summary, "hparams": hparams, "best_checkpoint": best}
+    results["metric_tags"] = tags
     results["epochs"] = int(fit_metrics.get(EPOCHS_TAG, 0))
-    results["overrides"] = list(hydra_cfg.overrides.task)
+    results["overrides"] = overrides
     results["wall_time_s"] = round(time.time() - started, 3)
     write_json(output_dir / RESULTS, {**results, "run_info": info})
     log.info("results: %s", summary)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import EventsByName
 from repo_copy import ROOT, env_with_src
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -62,7 +63,7 @@ def run_events(root: Path) -> EventAccumulator:
     (run_dir,) = [p for p in root.glob("logs/train/runs/*") if (p / ".hydra").is_dir()]
     events = EventAccumulator(str(run_dir), size_guidance=SIZE_GUIDANCE)
     events.Reload()
-    return events
+    return EventsByName(events)  # the names the diagnostics log (runtime/tags.py)
 
 
 def hparams_row(events: EventAccumulator) -> dict[str, object]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_in
+from conftest import EventsByName, train_in
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from neuralab.diagnostics.norms import NORM_KINDS
@@ -40,16 +40,18 @@ DEEP = "model.hidden_sizes=[64,64,64,64,64,64,64,64]"  # 8 hidden layers + head
 MLP_LAYERS = ["layer00_blocks.0.linear", "layer01_blocks.1.linear", "layer02_head"]
 MLP_ACTS = ["layer00_blocks.0.act", "layer01_blocks.1.act"]
 DIAGNOSTIC_PREFIXES = (*NORM_KINDS, "act_", "weights/", "grads/")
-IMAGES = ("val/confusion_matrix", "test/confusion_matrix", "val/decision_boundary")
+IMAGES = ("val/confusion_matrix", "test/confusion_matrix", "train/decision_boundary")
 
 
-def train(root: Path, *overrides: str) -> EventAccumulator:
-    """neuralab-train in-process from `root`; the run's events, fully loaded."""
+def train(root: Path, *overrides: str) -> EventsByName:
+    """neuralab-train in-process from `root`; the run's events, fully loaded, by the
+    names the diagnostics log (TensorBoard shows them under `diagnostics/`)."""
     train_in(root, *overrides)
     (run_dir,) = [p for p in root.glob("logs/train/runs/*") if (p / ".hydra").is_dir()]
     events = EventAccumulator(str(run_dir), size_guidance=SIZE_GUIDANCE)
     events.Reload()
-    return events
+    assert all(t.startswith("diagnostics/") for t in events.Tags()["histograms"])
+    return EventsByName(events)
 
 
 def tags(events: EventAccumulator, kind: str, prefix: str) -> list[str]:
@@ -126,13 +128,14 @@ def test_the_final_weight_histogram_describes_the_final_weights(digits):
 def test_confusion_matrix_images(digits):
     images = digits.Tags()["images"]
     assert {"val/confusion_matrix", "test/confusion_matrix"} <= set(images), images
-    assert "val/decision_boundary" not in images  # digits has 64 features
+    assert "train/decision_boundary" not in images  # digits has 64 features
     (image,) = digits.Images("test/confusion_matrix")
     assert image.width > 100 and image.height > 100 and image.encoded_image_string
 
 
 def test_decision_boundary_on_2d_data(moons):
-    assert len(moons.Images("val/decision_boundary")) == 2  # one per epoch
+    # Tagged train/: it draws the training points (on the net's classes at that epoch).
+    assert len(moons.Images("train/decision_boundary")) == 2  # one per epoch
     assert len(moons.Images("val/confusion_matrix")) == 2
 
 
@@ -142,7 +145,7 @@ def test_perceptron_has_norms_and_decision_boundary(tmp_path):
     assert tags(events, "scalars", "act_") == []  # the step activation is no module
     # From zero weights, the perceptron's first update is the whole weight (ratio 1).
     assert values(events, "update_ratio/layer00_linear")[0] == pytest.approx(1.0)
-    assert {"val/decision_boundary", "val/confusion_matrix"} <= set(events.Tags()["images"])
+    assert {"train/decision_boundary", "val/confusion_matrix"} <= set(events.Tags()["images"])
 
 
 def test_regression_shows_predictions_vs_targets(tmp_path):

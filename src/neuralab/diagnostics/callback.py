@@ -1,6 +1,7 @@
 """TensorBoard diagnostics: why a net trains or fails, seen without writing code.
 
-Tags, with layers in input -> output order (`layerNN_<module name>`):
+Tags, all under `diagnostics/` (one TensorBoard group, after the learning curves:
+runtime/tags.py), with layers in input -> output order (`layerNN_<module name>`):
   grad_norm/, weight_norm/, update_ratio/   each layer with a >= 2-D weight (Linear, ConvNd, ...),
                                             every `every_n_steps` optimizer steps
                                             (auto: ~20 times an epoch, >= 10 steps apart)
@@ -8,8 +9,10 @@ Tags, with layers in input -> output order (`layerNN_<module name>`):
                                             each activation, one validation batch per epoch
   weights/, grads/ (histograms)             each such layer, first step of a picture epoch;
                                             weights again at the end of fit
-  val/confusion_matrix, val/decision_boundary (2-D data), val/pred_vs_target (regression)
+  val/confusion_matrix, val/pred_vs_target (regression)
                                             each picture epoch, and at the end of fit
+  train/decision_boundary (2-D data)        the same epochs: the net's classes over the
+                                            plane, with the training points on top
   test/confusion_matrix, test/pred_vs_target
                                             at test
 A picture epoch is every `every_n_epochs`-th epoch from the first, and the last one
@@ -46,6 +49,7 @@ from neuralab.errors import ConfigError
 from neuralab.losses import CLASSIFICATION
 from neuralab.runtime.chunks import steps_per_epoch
 from neuralab.runtime.loggers import write_histogram, write_png
+from neuralab.runtime.tags import diagnostics_tag
 
 # every_n_steps=auto: norms about this many times an epoch, at least this many steps
 # apart (each measurement costs a few passes over the weights: ~1/3 of an MNIST step).
@@ -202,9 +206,10 @@ class Diagnostics(Callback):
         step = self._hist_step = trainer.global_step
         for writer in _tensorboards(trainer):
             for tag, layer in named_weighted(_net(pl_module)):
-                write_histogram(writer, f"weights/{tag}", layer.weight, step, HIST_BINS)
-                if grads and layer.weight.grad is not None:
-                    write_histogram(writer, f"grads/{tag}", layer.weight.grad, step, HIST_BINS)
+                weights, grad = layer.weight, layer.weight.grad
+                write_histogram(writer, diagnostics_tag(f"weights/{tag}"), weights, step, HIST_BINS)
+                if grads and grad is not None:
+                    write_histogram(writer, diagnostics_tag(f"grads/{tag}"), grad, step, HIST_BINS)
 
     def _write_images(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Predictions on the whole `stage` split, drawn; skipped without TensorBoard or splits."""
@@ -223,15 +228,15 @@ class Diagnostics(Callback):
                 )
             }
             if stage == "val" and x.shape[1] == 2:  # 2-D data: the plane is the input space
-                x_train, y_train = splits["train"]
-                images[f"{stage}/decision_boundary"] = decision_boundary_image(
+                x_train, y_train = splits["train"]  # tagged train/: it shows training points
+                images["train/decision_boundary"] = decision_boundary_image(
                     net, x_train, y_train, _classes(datamodule, y_train), device
                 )
         else:
             images = {f"{stage}/pred_vs_target": pred_vs_target_image(y, outputs)}
         for writer in writers:
             for tag, image in images.items():
-                write_png(writer, tag, image, step)
+                write_png(writer, diagnostics_tag(tag), image, step)
         if stage == "val":
             self._image_step = step
 
@@ -264,5 +269,6 @@ def _tensorboards(trainer: L.Trainer) -> list:
 
 
 def _log_scalars(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:
+    tagged = {diagnostics_tag(name): value for name, value in metrics.items()}
     for logger in trainer.loggers:
-        logger.log_metrics(metrics, step=step)
+        logger.log_metrics(tagged, step=step)

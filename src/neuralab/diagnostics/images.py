@@ -3,7 +3,8 @@
 - confusion matrix (classification): rows are true classes, columns predictions;
   cells are coloured by the share of their row (recall) and labelled with counts
 - decision boundary (2-D classification data): the predicted class over the plane,
-  with the training points on top (the perceptron's line, the MLP's curve)
+  with the training points on top (the perceptron's line, the MLP's curve), a key of
+  the class colours and the input axes' values
 - predictions vs targets (regression): one dot per sample and target, y = x dashed
 
 Drawn without matplotlib, whose figures cost ~50 ms each (the first ~0.4 s: fonts,
@@ -28,6 +29,7 @@ CHUNK = 4096  # rows per forward pass, so a large split never needs one huge bat
 # (exact for the perceptron: bilinear interpolation of a linear score is that score).
 GRID = 64
 PLOT = 280  # the plot area's side, in pixels: pictures ~340 px wide
+MAX_LEGEND = 10  # classes keyed in the decision boundary's legend (more would hide the plot)
 
 
 @torch.no_grad()
@@ -106,7 +108,12 @@ def decision_boundary_image(
     rows = (y1 - x[:, 1].numpy()) / (y1 - y0) * (PLOT - 1)
     point_colors = colors[y.cpu().numpy() % len(colors)]
     raster.dots(plot, rows, cols, point_colors, radius=1.5, outline=(30, 30, 30))
-    return raster.framed(plot, "predicted class; training points", "x0", "x1")
+    x_ticks = [((v - x0) / (x1 - x0) * (PLOT - 1), f"{v:g}") for v in raster.nice_ticks(x0, x1)]
+    y_ticks = [((y1 - v) / (y1 - y0) * (PLOT - 1), f"{v:g}") for v in raster.nice_ticks(y0, y1)]
+    image = raster.framed(plot, "predicted class; training points", "x0", "x1", x_ticks, y_ticks)
+    if len(colors) > MAX_LEGEND:  # a key of many colours would be taller than the plot
+        return image
+    return raster.with_legend(image, [(colors[c], f"class {c}") for c in range(len(colors))])
 
 
 def pred_vs_target_image(targets: Tensor, outputs: Tensor) -> np.ndarray:

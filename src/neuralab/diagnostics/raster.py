@@ -206,3 +206,25 @@ def framed(
     text(canvas, xlabel, left + w // 2, canvas.shape[0] - 4, anchor="mb", size=11)
     text(canvas, ylabel, 4, TOP + h // 2, anchor="lm", size=11, vertical=True)
     return canvas
+
+
+def with_legend(
+    image: np.ndarray, entries: Sequence[tuple[Color, str]], size: int = 10
+) -> np.ndarray:
+    """`image` with a key to its right, level with the plot: one row per (colour, label),
+    a framed swatch and the label."""
+    if not entries:
+        return image
+    glyphs = [_glyphs(label, size) for _, label in entries]
+    row = max(max(g.shape[0] for g in glyphs), 8) + 6
+    width = 8 + 6 + max(g.shape[1] for g in glyphs) + RIGHT
+    height = max(image.shape[0], TOP + row * len(entries))
+    canvas = np.full((height, image.shape[1] + width, 3), 255, dtype=np.uint8)
+    canvas[: image.shape[0], : image.shape[1]] = image
+    left = image.shape[1]
+    for i, (color, label) in enumerate(entries):
+        top = TOP + i * row
+        canvas[top : top + 8, left : left + 8] = FRAME
+        canvas[top + 1 : top + 7, left + 1 : left + 7] = color
+        text(canvas, label, left + 14, top + 4, anchor="lm", size=size)
+    return canvas

@@ -27,7 +27,10 @@ class MetricsModule(L.LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:  # (B, F) -> (B, out_features)
         if torch.jit.is_tracing():  # TensorBoard's graph: torch.jit cannot trace a net
-            return self.net.forward(x)  # compiled by model.compile=true, so trace it plainly
+            # compiled by model.compile=true, so trace the plain call (_call_impl, what
+            # nn.Module.__call__ runs uncompiled): it opens the net's scope, so the net's
+            # ops nest under its node (`.forward` would put them beside it).
+            return self.net._call_impl(x)
         return self.net(x)
 
     def _log_epoch(self, stage: str) -> None:

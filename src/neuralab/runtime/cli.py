@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from neuralab.errors import ConfigError
+from neuralab.runtime.console import quiet_lightning
 
 log = logging.getLogger("neuralab")
 
@@ -28,6 +29,7 @@ KNOWN_NOISE = (
 def quiet_known_warnings() -> None:
     for pattern in KNOWN_NOISE:
         warnings.filterwarnings("ignore", message=pattern)
+    quiet_lightning()  # and Lightning's tips, device lines, per-job repeats (console.py)
 
 
 def log_files_on_rank_zero_only() -> None:

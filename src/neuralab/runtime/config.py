@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from neuralab.runtime.run_dirs import resume_dir
-from neuralab.sweep.naming import job_dirname
+from neuralab.sweep.naming import job_dirname, run_dirname, varying_dirname
 
 
 def config_dir() -> str:
@@ -44,6 +44,10 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True)
     if not OmegaConf.has_resolver("job_dirname"):
         OmegaConf.register_new_resolver("job_dirname", job_dirname)
+    if not OmegaConf.has_resolver("run_dirname"):
+        OmegaConf.register_new_resolver("run_dirname", run_dirname)
+    if not OmegaConf.has_resolver("varying_dirname"):
+        OmegaConf.register_new_resolver("varying_dirname", varying_dirname)
     if not OmegaConf.has_resolver("resume_dir"):
         OmegaConf.register_new_resolver("resume_dir", resume_dir)
 

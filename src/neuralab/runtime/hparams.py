@@ -1,5 +1,6 @@
 """The flat hyperparameters of a run: the HParams-tab columns and the rows of results
-tables (the metrics beside them are runtime/summary.py's), so a sweep
+tables (the metrics beside them are runtime/summary.py's; how the HParams tab shows
+them is runtime/hparams_tab.py), so a sweep
 compares on the same names everywhere. Choice names (model=mlp_dropout) come
 from Hydra's runtime choices; values come from the resolved config.
 """
@@ -7,8 +8,6 @@ from Hydra's runtime choices; values come from the resolved config.
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-from lightning.pytorch.loggers import TensorBoardLogger
 
 # Model keys that wire a net to the run (shapes derived from the data and loss, how it
 # runs), not choices about the net: never columns.
@@ -90,13 +89,3 @@ def _is_scalar(value: object) -> bool:
 
 def _joined(values: list) -> str:
     return "-".join(map(str, values)) or "none"
-
-
-def write_hparams(loggers: list, hparams: Mapping, metrics: Mapping[str, float]) -> None:
-    """One HParams row per run: the flat hparams with real metric values."""
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(
-                dict(hparams), metrics={f"hp/{k}": v for k, v in metrics.items()}
-            )
-            logger.experiment.flush()

@@ -12,19 +12,30 @@ hparams.yaml through fsspec: about a millisecond each time, a sizeable share of 
 ~9 ms digits epoch. Flushing every `flush_every_s` seconds keeps the dashboard live;
 a checkpoint write and the end of the run (finalize) always flush, so the events of
 every checkpointed step are on disk: a run killed and resumed shows no gap.
+
+What it shows (runtime/tags.py): scalars under the tags TensorBoard groups first
+(`curves/val/loss`), Lightning's `epoch` left out (`epochs` counts them), and, with the
+first validation values, a Custom Scalars layout that draws train and val of each
+metric on one chart. The HParams summaries are neuralab's (runtime/hparams_tab.py):
+`log_hyperparams` only keeps what a module saved, for hparams.yaml, which is written
+only when there is something in it.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import time
+from argparse import Namespace
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from neuralab.runtime.lightning_internals import tag_prefix
+from neuralab.runtime.tags import CURVES, LIGHTNING_EPOCH, tensorboard_tag
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,28 +48,66 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         super().__init__(*args, **kwargs)
         self.flush_every_s = flush_every_s
         self._last_flush = float("-inf")
+        self._layout_written = False
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        metrics = {k: v for k, v in metrics.items() if k != LIGHTNING_EPOCH}
         scalars = {k: v for k, v in metrics.items() if not isinstance(v, Mapping)}
         if len(scalars) < len(metrics):  # add_scalars groups: Lightning's way
             super().log_metrics({k: v for k, v in metrics.items() if k not in scalars}, step)
         if scalars:
             prefix = tag_prefix(self)
             prefix = f"{prefix}{self.LOGGER_JOIN_CHAR}" if prefix else ""
-            write_scalars(self.experiment, {prefix + k: v for k, v in scalars.items()}, step)
+            tags = {prefix + tensorboard_tag(k): v for k, v in scalars.items()}
+            write_scalars(self.experiment, tags, step)
+            if not self._layout_written:
+                self._write_layout(list(scalars))
+
+    def _write_layout(self, names: list[str]) -> None:
+        """Train and val of each metric on one Custom Scalars chart, written once (its
+        metric names are known from the first validation: `val/<name>`)."""
+        metrics = sorted({n[4:] for n in names if n.startswith("val/") and "/" not in n[4:]})
+        metrics = [m for m in metrics if not m.endswith("_best")]
+        if not metrics:
+            return
+        self._layout_written = True
+        charts = {m: ["Multiline", [f"^{CURVES}/(train|val)/{m}$"]] for m in metrics}
+        self.experiment.add_custom_scalars({"train vs val": charts})
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, metrics: Any = None, step: int | None = None) -> None:
+        """Kept for hparams.yaml; the HParams tab is written at the end of the run
+        (runtime/hparams_tab.py): one summary per run, with the sweep's in mind."""
+        self.hparams.update(vars(params) if isinstance(params, Namespace) else dict(params))
 
     @rank_zero_only
     def save(self) -> None:
         now = time.monotonic()
         if now - self._last_flush >= self.flush_every_s:
             self._last_flush = now
+            self._save()
+
+    def _save(self) -> None:
+        """Flush; hparams.yaml only when a module saved hyperparameters (not `{}`)."""
+        if self.hparams:
             super().save()
+        else:
+            self.experiment.flush()
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         self._last_flush = time.monotonic()
-        super().save()
+        self._save()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """Lightning's, without its unthrottled save() and its `{}` hparams.yaml."""
+        if self._experiment is not None:
+            self.experiment.flush()
+            self.experiment.close()
+        if self.hparams and status == "success":
+            save_hparams_to_yaml(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE), self.hparams)
 
 
 def write_scalars(writer: SummaryWriter, scalars: Mapping[str, Any], step: int | None) -> None:
@@ -116,4 +165,9 @@ def write_histogram(writer: SummaryWriter, tag: str, values: Tensor, step: int, 
 def _add(writer: SummaryWriter, values: list, step: int | None) -> None:
     from tensorboard.compat.proto.summary_pb2 import Summary
 
-    writer._get_file_writer().add_summary(Summary(value=values), step)  # as add_* do
+    write_summary(writer, Summary(value=values), step)
+
+
+def write_summary(writer: SummaryWriter, summary: Any, step: int | None) -> None:
+    """A ready Summary proto into the run's event file, as SummaryWriter's add_* do."""
+    writer._get_file_writer().add_summary(summary, step)

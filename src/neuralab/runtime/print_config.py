@@ -1,7 +1,8 @@
-"""The composed config as a tree at the start of a run (`extras.print_config`).
+"""The composed config as a tree at the start of a run.
 
-Printed to stdout with rich and saved as config_tree.log in the run dir, on rank 0
-only. Groups come first, in the order a reader follows a run (data -> model -> how it
+Saved as config_tree.log in the run dir and, with `extras.print_config=true`, printed
+to stdout with rich (off by default: ~140 lines before every run's first message), on
+rank 0 only. Groups come first, in the order a reader follows a run (data -> model -> how it
 trains -> where it writes), then any other group, then the top-level settings.
 Values are resolved where they can be; one that cannot (a missing `???`, an
 interpolation that fails) is shown as written, so printing never stops a run.
@@ -72,10 +73,11 @@ def _resolved_value(node: DictConfig | ListConfig, key: Any) -> Any:
 
 
 @rank_zero_only
-def print_config(cfg: DictConfig, output_dir: Path | None = None) -> None:
-    """Print the tree; with `output_dir`, also write it there as plain text."""
+def print_config(cfg: DictConfig, output_dir: Path | None = None, show: bool = True) -> None:
+    """Print the tree (if `show`); with `output_dir`, write it there as plain text."""
     tree = config_tree(cfg)
-    Console().print(tree)
+    if show:
+        Console().print(tree)
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         with open(output_dir / CONFIG_TREE, "w", encoding="utf-8") as file:

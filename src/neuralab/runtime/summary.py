@@ -17,17 +17,28 @@ def summary_metrics(
     fit_metrics: Mapping[str, float], test_metrics: Mapping[str, float]
 ) -> dict[str, float]:
     """best_val_<m>, final_<stage>_<m> and test_<m> from the logged values."""
-    out: dict[str, float] = {}
-    for key, value in sorted(fit_metrics.items()):
+    logged = {**fit_metrics, **test_metrics}
+    return {
+        name: float(logged[tag]) for name, tag in summary_sources(fit_metrics, test_metrics).items()
+    }
+
+
+def summary_sources(
+    fit_metrics: Mapping[str, float], test_metrics: Mapping[str, float]
+) -> dict[str, str]:
+    """{summary name: the logged metric whose last value it is}: best_val_acc <- val/acc_best.
+    The HParams tab reads the values from those curves (runtime/hparams_tab.py)."""
+    out: dict[str, str] = {}
+    for key in sorted(fit_metrics):
         stage, name = split_tag(key) or ("", key)
         if stage == "val" and name.endswith("_best"):
-            out[f"best_val_{name[: -len('_best')]}"] = float(value)
+            out[f"best_val_{name[: -len('_best')]}"] = key
         elif stage in ("train", "val") and name not in NOT_SUMMARIZED:
-            out[f"final_{stage}_{name}"] = float(value)
-    for key, value in sorted(test_metrics.items()):
+            out[f"final_{stage}_{name}"] = key
+    for key in sorted(test_metrics):
         stage, name = split_tag(key) or ("", key)
         if stage == "test":
-            out[f"test_{name}"] = float(value)
+            out[f"test_{name}"] = key
     return out
 
 

@@ -1,8 +1,9 @@
-"""PNG plots of a sweep: each job's validation curve, and the final metric per configuration.
+"""PNG plots of a sweep: each job's validation curve, and best val and test per configuration.
 
 Curves are read from each job's TensorBoard event files (so a job that never
-wrote results.json still shows how far it got); bars come from results.json
-through the results table, mean ± sample std over the seeds of a configuration.
+wrote results.json still shows how far it got); the per-configuration values come
+from results.json through the results table, mean ± sample std over the seeds of a
+configuration (no error bar from one seed), on an axis that spans them (not from 0).
 Jobs of one configuration share a colour. matplotlib is imported here only,
 drawing on Figure objects (the Agg canvas), never through pyplot's global state.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from neuralab.errors import ConfigError
+from neuralab.runtime.tags import metric_name
 from neuralab.sweep.results import JobResult, common_overrides, group_by_config, label
 
 if TYPE_CHECKING:  # matplotlib is imported only when plotting
@@ -29,7 +31,9 @@ def load_curves(job_dir: Path) -> dict[str, list[float]]:
 
 
 def load_points(job_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Scalar tag -> (step, value) pairs in step order, from every event file in the job dir."""
+    """Metric name -> (step, value) pairs in step order, from every event file in the job
+    dir; TensorBoard's tags are read back as the metrics' names (`curves/val/acc` ->
+    `val/acc`, `diagnostics/grad_norm/...` -> `grad_norm/...`: runtime/tags.py)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     others = ("images", "audio", "histograms", "compressedHistograms", "tensors")
@@ -45,14 +49,15 @@ def load_points(job_dir: Path) -> dict[str, list[tuple[int, float]]]:
     finally:
         tb_log.setLevel(level)
     return {
-        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+        metric_name(tag): [(e.step, e.value) for e in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
     }
 
 
-def summary_key(metric: str) -> str:
-    """`val/acc` -> `final_val_acc`, the results.json metric the bars show."""
-    stage, _, name = metric.partition("/")
-    return f"final_{stage}_{name}"
+def summary_keys(metric: str) -> list[str]:
+    """`val/acc` -> the results.json values the bars show: `best_val_acc`, `test_acc`."""
+    name = metric.partition("/")[2]
+    return [f"best_val_{name}", f"test_{name}"]
 
 
 def choose_metric(requested: str | None, curves: dict[Path, dict[str, list[float]]]) -> str:
@@ -106,26 +111,38 @@ def plot_curves(
 
 
 def plot_bars(jobs: list[JobResult], metric: str, path: Path) -> Path:
-    """The final metric per configuration: mean over ok seeds, error bar = sample std."""
+    return _save(bars_figure(jobs, metric), path)
+
+
+def bars_figure(jobs: list[JobResult], metric: str) -> Figure:
+    """Best val and test value per configuration: a dot at the mean over its ok seeds, an
+    error bar (sample std) only with two seeds or more. Dots, not bars from zero: 0.947
+    and 0.967 must not look equal; the axis spans the values."""
     from matplotlib.figure import Figure
 
-    key, common = summary_key(metric), common_overrides(jobs)
-    bars = [(label(g.config, common), g.stats(key)) for g in group_by_config(jobs)]
-    bars = [(name, stats) for name, stats in bars if stats is not None]
-    fig = Figure(figsize=(8, 1.5 + 0.4 * max(len(bars), 1)))
+    common, groups = common_overrides(jobs), group_by_config(jobs)
+    fig = Figure(figsize=(8, 1.5 + 0.45 * max(len(groups), 1)))
     ax = fig.add_subplot()
-    if bars:
-        names, stats = zip(*bars, strict=True)
-        ypos = range(len(names))
-        means = [s[0] for s in stats]
-        ax.barh(ypos, means, xerr=[s[1] for s in stats], color=_colors(len(names)), capsize=4)
-        ax.set_yticks(list(ypos), [f"{n} (n={s[2]})" for n, s in zip(names, stats, strict=True)])
-        ax.invert_yaxis()  # first configuration on top, as in the table
+    seeds = [0] * len(groups)
+    for offset, key, color in zip((-0.12, 0.12), summary_keys(metric), _colors(2), strict=True):
+        points = [(row, g.stats(key)) for row, g in enumerate(groups) if g.stats(key)]
+        for row, (mean, std, n) in points:
+            spread = std if n > 1 else None  # one seed: no spread to draw
+            ax.errorbar(mean, row + offset, xerr=spread, fmt="o", color=color, capsize=4)
+            seeds[row] = max(seeds[row], n)
+        if points:
+            ax.plot([], [], "o", color=color, label=key)  # one legend entry per value
+    if any(seeds):
+        labels = [f"{label(g.config, common)} (n={n})" for g, n in zip(groups, seeds, strict=True)]
+        ax.set_yticks(range(len(groups)), labels)
+        ax.set_ylim(len(groups) - 0.5, -0.5)  # first configuration on top, as in the table
+        ax.legend(fontsize="small")
     else:
-        ax.text(0.5, 0.5, f"no finished job has {key}", ha="center", transform=ax.transAxes)
-    ax.set(xlabel=f"final {metric} (mean ± std over seeds)", title=f"final {metric}")
+        ax.text(0.5, 0.5, f"no finished job has {metric}", ha="center", transform=ax.transAxes)
+    spread = "mean ± std over seeds" if max(seeds, default=0) > 1 else "one seed each"
+    ax.set(xlabel=f"{metric.partition('/')[2]} ({spread})", title=f"best val and test: {metric}")
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return fig
 
 
 def write_plots(jobs: list[JobResult], out_dir: Path, metric: str | None = None) -> list[Path]:
