@@ -1,8 +1,7 @@
 """What neuralab records about every run, whatever its module logs.
 
-- `train/epochs`: epochs completed, at each train epoch's end, in callback_metrics only
-  (results.json reads it: with fork-based DDP only those reach the parent process;
-  TensorBoard has Lightning's own `epoch` curve).
+- `train/epochs`: epochs completed, at each train epoch's end (results.json reads it:
+  with fork-based DDP only logged values reach the parent process).
 - `val/<m>_best`: the running best of every validation metric the module logged
   (its own `self.log` names too): the sweep objective and the HParams "best" columns.
   The max for metrics where higher is better (`metrics.higher_is_better`, or the
@@ -23,7 +22,7 @@ from torch import Tensor
 
 from neuralab.errors import ConfigError
 from neuralab.metrics import best_tag, higher_is_better, split_tag
-from neuralab.runtime.publish import publish
+from neuralab.runtime.publish import publish, train_epoch_step
 
 EPOCHS_TAG = "train/epochs"
 
@@ -36,8 +35,7 @@ class RunRecord(Callback):
         self._checked = False
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epochs = torch.tensor(float(trainer.current_epoch + 1), device=pl_module.device)
-        trainer.callback_metrics[EPOCHS_TAG] = epochs
+        publish(trainer, {EPOCHS_TAG: trainer.current_epoch + 1}, step=train_epoch_step(trainer))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
