@@ -27,6 +27,11 @@ def _is_int(v: object) -> bool:
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 NOT_ONLY_NUMBERS = frozenset({"trainer.devices"})  # also "auto", "0,1" (check_devices)
+# Settings that count something (their last name): integers. Other numbers may be floats.
+COUNTS = frozenset(
+    {"seed", "max_epochs", "min_epochs", "max_steps", "batch_size", "eval_batch_size"}
+    | {"patience", "check_every_n_steps", "num_nodes", "log_every_n_steps", "steps_per_chunk"}
+)
 
 
 def check_types(cfg: DictConfig, defaults: DictConfig | None, overrides: list[str]) -> None:
@@ -41,7 +46,7 @@ def check_types(cfg: DictConfig, defaults: DictConfig | None, overrides: list[st
             continue
         value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
         if value is not None and not _is_number(value):
-            kind = "an integer" if _is_int(default) else "a number"
+            kind = "an integer" if key.rpartition(".")[2] in COUNTS else "a number"
             raise ConfigError(key, value, f"{kind} (the default is {default})")
 
 

@@ -25,7 +25,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from neuralab.runtime.atomic import sibling_temp
 
 
-class CheckpointWriteFailed(Exception):
+class CheckpointWriteFailed(OSError):
     """The machine could not write a checkpoint (disk full, I/O error, quota): the file
     it would have replaced is intact, so `resume=true` continues from it later."""
 
