@@ -43,8 +43,9 @@ FAST = {
 @dataclass
 class Run:
     code: int
-    out: str
+    out: str  # stdout and stderr
     root: Path  # the working dir: logs/ is under it
+    err: str = ""  # stderr alone (in-process runs)
 
     def run_dirs(self, task: str = "train") -> list[Path]:
         found = sorted((self.root / "logs" / task).glob("runs/*")) + sorted(
@@ -80,7 +81,7 @@ def run_cli(tmp_path, monkeypatch, capsys):
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         captured = capsys.readouterr()
-        return Run(code, captured.out + captured.err, tmp_path)
+        return Run(code, captured.out + captured.err, tmp_path, captured.err)
 
     return run
 

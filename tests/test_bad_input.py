@@ -1,16 +1,20 @@
 """Bad input ends early and clearly: one message naming the setting and what is allowed,
-a non-zero exit, no training started, and nothing written outside the run's own dir.
+a non-zero exit, no training started, and nothing written: no run dir, no sweep dir,
+no half-file (an earlier run's dir that `resume=true` picked keeps exactly its files).
 
 Every case goes through the real entry point (`run_cli`). neuralab's own checks end
 with exit status 2 and one `neuralab: error: <setting>=<value> is not allowed; expected
-<allowed>` line; a wrong option name is refused by Hydra while composing (before any
-run dir exists), with its own message listing the options there are.
+<allowed>` line, printed once and before the config tree; a wrong option name is
+refused by Hydra while composing (before any run dir exists), with its own message
+listing the options there are.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +29,7 @@ import torch
 import neuralab.eval  # noqa: F401
 import neuralab.train  # noqa: F401
 
-# The only files a refused run may leave: Hydra's saved config, the config tree printed
-# at start (extras.print_config) and the run's log.
-RUN_DIR_FILES = {
-    "train": {".hydra", "config_tree.log", "train.log"},
-    "eval": {".hydra", "config_tree.log", "eval.log"},
-}
+NO_GPU = not torch.cuda.is_available()
 
 
 @dataclass
@@ -41,8 +40,8 @@ class Case:
     expect: list[str]  # substrings of the message: the setting and the allowed values
     hydra: bool = False  # refused by Hydra's config composition, not by neuralab
     setup: Callable[[Path, bytes], None] | None = field(default=None, repr=False)
-    run_dir_files: set[str] | None = None  # what the refused run's dir may hold, if not the usual
-    needs_non_root: bool = False  # root reads a chmod 000 dir anyway
+    needs_non_root: bool = False  # root reads (writes) a chmod 000 (555) dir anyway
+    only_if: bool = True  # False: the case does not apply on this machine (it has a GPU)
 
 
 def _text_file(tmp: Path, _: bytes) -> None:
@@ -94,14 +93,48 @@ def _file_as_data_dir(tmp: Path, _: bytes) -> None:
     (tmp / "a_file").write_text("not a directory\n")
 
 
+def _real_and_a_file(tmp: Path, checkpoint: bytes) -> None:
+    _real(tmp, checkpoint)
+    _file_as_data_dir(tmp, checkpoint)
+
+
 def _unreadable_data_dir(tmp: Path, _: bytes) -> None:
     (tmp / "locked").mkdir()
     (tmp / "locked").chmod(0)
 
 
-NEEDS_CHECKPOINT = (_truncated, _corrupt, _real, _other_net_config, _old_run, _old_run_cut)
+def _read_only_dir(tmp: Path, _: bytes) -> None:
+    (tmp / "locked").mkdir()
+    (tmp / "locked").chmod(0o555)
+
+
+def _empty_file(tmp: Path, _: bytes) -> None:
+    (tmp / "empty.ckpt").write_bytes(b"")
+
+
+def _foreign_zip(tmp: Path, _: bytes) -> None:
+    with zipfile.ZipFile(tmp / "archive.ckpt", "w") as archive:
+        archive.writestr("readme.txt", "a zip archive, not a checkpoint")
+
+
+def _foreign_pickle(tmp: Path, _: bytes) -> None:
+    """A torch file holding objects weights_only refuses (torch would advise
+    weights_only=False, i.e. running the file's code)."""
+    torch.save({"when": datetime.date(2020, 1, 1)}, tmp / "objects.ckpt")
+
+
+NEEDS_CHECKPOINT = (
+    _truncated,
+    _corrupt,
+    _real,
+    _other_net_config,
+    _old_run,
+    _old_run_cut,
+    _real_and_a_file,
+)
 OLD_RUN = "hydra.run.dir={tmp}/logs/train/runs/old"
-OLD_RUN_FILES = {".hydra", "config_tree.log", "train.log", "checkpoints"}
+EPOCHS = "an integer >= 1, or -1 (no limit) with trainer.max_steps > 0 or trainer.max_time set"
+EVAL_TAKES = "a setting neuralab-eval takes from the command line (ckpt_path, run_dir, trainer"
 
 
 CASES = [
@@ -255,7 +288,7 @@ CASES = [
         "train-truncated-ckpt",
         "train",
         ["ckpt_path={tmp}/cut.ckpt"],
-        ["ckpt_path=", "cut.ckpt", "a checkpoint written by neuralab-train", "loading failed"],
+        ["ckpt_path=", "cut.ckpt", "a checkpoint written by neuralab-train", "truncated"],
         setup=_truncated,
     ),
     Case(
@@ -283,7 +316,6 @@ CASES = [
         [OLD_RUN, "resume=true", "model.hidden_sizes=[32]"],
         ["resume=", "last.ckpt", "a checkpoint of the configured model", "[32] here"],
         setup=_old_run,
-        run_dir_files=OLD_RUN_FILES,
     ),
     Case(
         "resume-other-training-config",
@@ -291,7 +323,6 @@ CASES = [
         [OLD_RUN, "resume=true", "optimizer.lr=0.5"],
         ["resume=", "a checkpoint trained with this config", "optimizer.lr=0.001 in the"],
         setup=_old_run,
-        run_dir_files=OLD_RUN_FILES,
     ),
     Case(
         "resume-truncated-last-ckpt",
@@ -299,7 +330,6 @@ CASES = [
         [OLD_RUN, "resume=true"],
         ["resume=", "last.ckpt", "a checkpoint written by neuralab-train"],
         setup=_old_run_cut,
-        run_dir_files=OLD_RUN_FILES,
     ),
     Case(
         "resume-and-ckpt_path",
@@ -339,14 +369,14 @@ CASES = [
         "eval-text-file",
         "eval",
         ["ckpt_path={tmp}/notes.ckpt"],
-        ["ckpt_path=", "notes.ckpt", "a checkpoint written by neuralab-train"],
+        ["ckpt_path=", "notes.ckpt", "a checkpoint written by neuralab-train", "a text file"],
         setup=_text_file,
     ),
     Case(
         "eval-truncated-ckpt",
         "eval",
         ["ckpt_path={tmp}/cut.ckpt"],
-        ["ckpt_path=", "cut.ckpt", "a checkpoint written by neuralab-train"],
+        ["ckpt_path=", "cut.ckpt", "a checkpoint written by neuralab-train", "truncated"],
         setup=_truncated,
     ),
     Case(
@@ -361,6 +391,158 @@ CASES = [
         "eval",
         [],
         ["ckpt_path / run_dir=(None, None)", "exactly one of them"],
+    ),
+    # --- issue 17: types, epochs, devices, log dirs, eval overrides, foreign files ---
+    Case("seed=abc", "train", ["seed=abc"], ["seed='abc' ", "an integer (the default is 42)"]),
+    Case("seed<0", "train", ["seed=-1"], ["seed=-1 ", "an integer in [0, 4294967295]"]),
+    Case("seed=1.5", "train", ["seed=1.5"], ["seed=1.5 ", "an integer in [0, 4294967295]"]),
+    Case("lr=abc", "train", ["optimizer.lr=abc"], ["optimizer.lr='abc' ", "a number"]),
+    Case("lr=true", "train", ["optimizer.lr=true"], ["optimizer.lr=True ", "a number"]),
+    Case(
+        "batch_size=abc",
+        "train",
+        ["data.batch_size=abc"],
+        ["data.batch_size='abc' ", "an integer (the default is"],
+    ),
+    Case(
+        "patience=[1]",
+        "train",
+        ["callbacks.early_stopping.patience=[1]"],
+        ["callbacks.early_stopping.patience=", "an integer (the default is 10)"],
+    ),
+    Case("max_epochs=0", "train", ["trainer.max_epochs=0"], ["trainer.max_epochs=0 ", EPOCHS]),
+    Case("max_epochs=-1", "train", ["trainer.max_epochs=-1"], ["trainer.max_epochs=-1 ", EPOCHS]),
+    Case("max_epochs=-5", "train", ["trainer.max_epochs=-5"], ["trainer.max_epochs=-5 ", EPOCHS]),
+    Case(
+        "max_epochs=abc",
+        "train",
+        ["trainer.max_epochs=abc"],
+        ["trainer.max_epochs='abc' ", "an integer (the default is 20)"],
+    ),
+    Case(
+        "trainer=gpu-without-gpu",
+        "train",
+        ["trainer=gpu"],
+        ["trainer.accelerator='gpu' ", "one of auto, cpu", "(no gpu here)"],
+        only_if=NO_GPU,
+    ),
+    Case(
+        "trainer=ddp-without-gpu",
+        "train",
+        ["trainer=ddp"],
+        ["trainer.accelerator='gpu' ", "(no gpu here)"],
+        only_if=NO_GPU,
+    ),
+    Case(
+        "accelerator=tpu",
+        "train",
+        ["trainer.accelerator=tpu"],
+        ["trainer.accelerator='tpu' ", "one of: auto, cpu, gpu, cuda, mps"],
+    ),
+    Case(
+        "devices=0",
+        "train",
+        ["trainer.devices=0"],
+        ["trainer.devices=0 ", "a count >= 1, -1 or auto"],
+    ),
+    Case(
+        "cpu-devices-list",
+        "train",
+        ["trainer=cpu", "trainer.devices=[0,1]"],
+        ["trainer.devices=[0, 1] ", "a number of CPU processes >= 1"],
+    ),
+    Case(
+        "gpu-devices-beyond-machine",
+        "train",
+        ["trainer.accelerator=auto", "trainer.devices=[64]"],
+        ["trainer.devices=[64] "],
+        only_if=torch.cuda.device_count() < 64 and not NO_GPU,
+    ),
+    Case(
+        "strategy=nosuch",
+        "train",
+        ["+trainer.strategy=nosuch"],
+        ["trainer.strategy='nosuch' ", "one of: auto, ", "ddp_notebook"],
+    ),
+    Case(
+        "log-dir-under-a-file",
+        "train",
+        ["paths.log_dir={tmp}/a_file/logs"],
+        ["paths.log_dir=", "a directory that can be created", "a_file is a file"],
+        setup=_file_as_data_dir,
+    ),
+    Case(
+        "log-dir-read-only",
+        "train",
+        ["paths.log_dir={tmp}/locked/logs"],
+        ["paths.log_dir=", "a directory this user can write", "locked is not"],
+        setup=_read_only_dir,
+        needs_non_root=True,
+    ),
+    Case(
+        "multirun-log-dir-under-a-file",
+        "train",
+        ["-m", "paths.log_dir={tmp}/a_file/logs", "seed=1,2"],
+        ["paths.log_dir=", "a directory that can be created", "a_file is a file"],
+        setup=_file_as_data_dir,
+    ),
+    Case(
+        "eval-log-dir-under-a-file",
+        "eval",
+        ["paths.log_dir={tmp}/a_file/logs", "ckpt_path={tmp}/real.ckpt"],
+        ["paths.log_dir=", "a directory that can be created", "a_file is a file"],
+        setup=_real_and_a_file,
+    ),
+    Case("eval-seed", "eval", ["+seed=1", "ckpt_path={tmp}/real.ckpt"], ["seed='1' ", EVAL_TAKES]),
+    Case(
+        "eval-data",
+        "eval",
+        ["ckpt_path={tmp}/real.ckpt", "+data=moons"],
+        ["data='moons' ", EVAL_TAKES, "data, model and seed come from the checkpoint"],
+        setup=_real,
+    ),
+    Case(
+        "eval-model-setting",
+        "eval",
+        ["ckpt_path={tmp}/real.ckpt", "+model.hidden_sizes=[3]"],
+        ["model.hidden_sizes='[3]' ", EVAL_TAKES],
+        setup=_real,
+    ),
+    Case(
+        "eval-trainer-gpu-without-gpu",
+        "eval",
+        ["ckpt_path={tmp}/real.ckpt", "trainer=gpu"],
+        ["trainer.accelerator='gpu' ", "(no gpu here)"],
+        setup=_real,
+        only_if=NO_GPU,
+    ),
+    Case(
+        "eval-empty-ckpt",
+        "eval",
+        ["ckpt_path={tmp}/empty.ckpt"],
+        ["ckpt_path=", "empty.ckpt", "this file is empty"],
+        setup=_empty_file,
+    ),
+    Case(
+        "eval-foreign-zip",
+        "eval",
+        ["ckpt_path={tmp}/archive.ckpt"],
+        ["ckpt_path=", "archive.ckpt", "a zip archive of something else"],
+        setup=_foreign_zip,
+    ),
+    Case(
+        "eval-foreign-pickle",
+        "eval",
+        ["ckpt_path={tmp}/objects.ckpt"],
+        ["ckpt_path=", "objects.ckpt", "objects other than tensors and plain values"],
+        setup=_foreign_pickle,
+    ),
+    Case(
+        "train-foreign-pickle",
+        "train",
+        ["ckpt_path={tmp}/objects.ckpt"],
+        ["ckpt_path=", "objects.ckpt", "objects other than tensors and plain values"],
+        setup=_foreign_pickle,
     ),
 ]
 
@@ -393,15 +575,17 @@ def _snapshot(root: Path) -> set[Path]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_refused_before_training(case: Case, run_cli, tmp_path, request, monkeypatch):
+def test_bad_input_is_refused_before_training(
+    case: Case, run_cli, tmp_path, request, monkeypatch, capsys
+):
+    if not case.only_if:
+        pytest.skip("does not apply on this machine")
     if case.needs_non_root and os.geteuid() == 0:
-        # Root reads a chmod 000 dir anyway, so the OS cannot refuse it here: have the
-        # permission query answer as it would for an ordinary user.
-        import neuralab.checks
-
+        # Root reads a chmod 000 dir (and writes a chmod 555 one) anyway, so the OS cannot
+        # refuse it here: have the permission query answer as it would for a user.
         real_access = os.access
         monkeypatch.setattr(
-            neuralab.checks.os,
+            os,
             "access",
             lambda path, mode: False if Path(path).name == "locked" else real_access(path, mode),
         )
@@ -411,6 +595,7 @@ def test_bad_input_is_refused_before_training(case: Case, run_cli, tmp_path, req
         if case.needs_non_root:
             request.addfinalizer(lambda: (tmp_path / "locked").chmod(0o755))
     before = _snapshot(tmp_path)
+    capsys.readouterr()  # the checkpoint fixture's training run, if it ran just now
 
     overrides = [o.format(tmp=tmp_path) for o in case.overrides]
     run = run_cli(case.task, *overrides)
@@ -420,30 +605,27 @@ def test_bad_input_is_refused_before_training(case: Case, run_cli, tmp_path, req
         assert text in run.out, f"{text!r} not in:\n{run.out}"
     assert "Traceback" not in run.out, run.out
     if not case.hydra:
-        # neuralab's own check: exit 2 and one line naming setting, value and allowed values
+        # neuralab's own check: exit 2 and one line on stderr naming setting, value and
+        # allowed values, printed once, and no config tree before it
         assert run.code == 2, run.out
-        errors = [line for line in run.out.splitlines() if line.startswith("neuralab: error: ")]
-        assert len(errors) == 1, run.out
-        assert " is not allowed; expected " in errors[0]
-        assert all(text in errors[0] for text in case.expect), errors[0]
+        lines = run.err.strip().splitlines()
+        assert len(lines) == 1, run.out
+        assert run.out.count(lines[0].removeprefix("neuralab: error: ")) == 1, run.out
+        assert "├──" not in run.out, run.out
+        assert lines[0].startswith("neuralab: error: ")
+        assert " is not allowed; expected " in lines[0]
+        assert all(text in lines[0] for text in case.expect), lines[0]
 
-    # No training started: no checkpoint, no TensorBoard events anywhere under tmp.
+    # Nothing written: no run dir, no sweep dir, no file (an old run dir keeps its files).
     new = _snapshot(tmp_path) - before
-    assert not [p for p in new if p.suffix == ".ckpt" or p.name == "checkpoints"], new
-    assert not [p for p in new if p.name.startswith("events.out.tfevents")], new
-    # Nothing outside logs/, and under logs/ only this one run's own dir.
-    assert all(p.parts[0] == "logs" for p in new), sorted(new)
-    run_dirs = run.run_dirs(case.task)
-    if case.hydra:
-        assert not new, sorted(new)  # refused while composing: no run dir at all
-    else:
-        assert len(run_dirs) == 1, sorted(new)
-        (run_dir,) = run_dirs
-        expected_files = case.run_dir_files or RUN_DIR_FILES[case.task]
-        assert {p.name for p in run_dir.iterdir()} == expected_files
-        inside = {run_dir.relative_to(tmp_path), *run_dir.relative_to(tmp_path).parents}
-        assert all(p in inside or run_dir.relative_to(tmp_path) in p.parents for p in new), sorted(
-            new
-        )
+    assert not new, sorted(new)
     if case.setup is _empty_data_dir:
         assert not any((tmp_path / "no_data").iterdir())  # no download was attempted
+
+
+def test_multirun_with_an_unknown_option_leaves_no_sweep_dir(run_cli, tmp_path):
+    """Hydra refuses `optimizer=nope` after it made the sweep dir (multirun.yaml): the dir goes."""
+    run = run_cli("train", "-m", "optimizer=sgd,nope")
+    assert run.code != 0, run.out
+    assert "Could not find 'optimizer/nope'" in run.out, run.out
+    assert not list(tmp_path.iterdir()), sorted(tmp_path.rglob("*"))

@@ -17,24 +17,23 @@ import time
 import warnings
 from pathlib import Path
 
-import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, open_dict
 
-from neuralab.checks import check_data_dir, check_monitors, check_run_settings, check_trainer
+from neuralab.checks import check_config, check_data_dir, check_devices, check_monitors
 from neuralab.compose import build_datamodule, build_module, build_trainer
 from neuralab.runtime.checkpoint_files import CONFIG_KEY, check_same_training, check_weights_fit
 from neuralab.runtime.cli import log, write_json
-from neuralab.runtime.config import config_dir, register_resolvers, to_plain
-from neuralab.runtime.devices import place_job
+from neuralab.runtime.config import defaults_for, register_resolvers, to_plain
+from neuralab.runtime.devices import machine_devices, place_job
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
+from neuralab.runtime.entry import train_main
 from neuralab.runtime.exact_resume import ExactResume, logged_in
 from neuralab.runtime.hparams import flat_hparams
 from neuralab.runtime.hparams_tab import metric_tags, write_hparams
-from neuralab.runtime.job import run_job
 from neuralab.runtime.lightning_internals import draw_graph_once
 from neuralab.runtime.print_config import print_config
 from neuralab.runtime.resume import StartPlan, forget_outcome, last_checkpoint, plan_start
@@ -54,10 +53,6 @@ def train(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    # A sweep's jobs differ only by their overrides (each has .hydra/config.yaml): one
-    # tree, the first job's, instead of a screenful per job (~40 ms each to draw).
-    if not (multirun and hydra_cfg.job.num > 0):
-        print_config(cfg, output_dir, show=cfg.extras.print_config)
     _check_settings(cfg, multirun=multirun)
     plan = plan_start(cfg, output_dir)
     if plan.finished is not None:
@@ -70,6 +65,11 @@ def train(cfg: DictConfig) -> float | None:
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule, config)
     _check_start(plan, module, config)
+    # After every check: a refusal is one line, not the end of a screenful. A sweep's
+    # jobs differ only by their overrides (each has .hydra/config.yaml): one tree, the
+    # first job's, instead of a screenful per job (~40 ms each to draw).
+    if not (multirun and hydra_cfg.job.num > 0):
+        print_config(cfg, output_dir, show=cfg.extras.print_config)
     if plan.in_place:
         _continue_tensorboard(cfg, plan.step, output_dir)
     stop, last = StopRequest(), last_checkpoint(output_dir)
@@ -110,9 +110,11 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def _check_settings(cfg: DictConfig, multirun: bool) -> None:
-    """Everything that can be refused from the config alone, before any data loads."""
-    check_trainer(cfg, multirun=multirun)
-    check_run_settings(cfg)
+    """Everything that can be refused from the config alone (and this machine's devices),
+    before any data loads."""
+    hydra_cfg = HydraConfig.get()
+    check_config(cfg, defaults_for(cfg, hydra_cfg), list(hydra_cfg.overrides.task), multirun)
+    check_devices(cfg.trainer, *machine_devices())
     check_monitors(cfg)
     check_data_dir(cfg.data)
 
@@ -230,9 +232,9 @@ def _resumed_from(plan: StartPlan) -> dict | None:
     return {"checkpoint": str(plan.checkpoint_path), "step": plan.step}
 
 
-@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
-    return run_job(train)(cfg)
+# The console script (runtime/entry.py): Hydra composes and the config-only checks run
+# before this module's heavy imports; a refused command leaves nothing behind.
+main = train_main
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ of every tensor) and, when resuming a run in place, the same training config.
 
 from __future__ import annotations
 
+import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,17 +43,21 @@ def find_checkpoint(ckpt_path: str | None, run_dir: str | None) -> Path:
 def load_checkpoint(path: Path, setting: str = "ckpt_path") -> dict:
     """The checkpoint dict, refusing files that are not neuralab checkpoints.
 
-    A truncated or corrupt file fails here with a ConfigError naming `setting` and the file.
-    torch.load does not check the CRC32 its zip format stores for each tensor, so flipped
-    bytes inside a tensor would load silently as wrong weights: zipfile checks them first.
+    A file that is not one fails here with a ConfigError naming `setting`, the file and
+    what is wrong with it: empty, text, truncated, corrupt, a zip of something else, or
+    objects other than tensors and plain values (torch's own message would then suggest
+    `weights_only=False`, which would run the file's code). torch.load does not check
+    the CRC32 its zip format stores for each tensor, so flipped bytes inside a tensor
+    would load silently as wrong weights: zipfile checks them first.
     """
-    damaged = _damaged_entry(path)
-    if damaged is not None:
-        raise ConfigError(
-            setting, str(path), f"{WRITTEN_BY_TRAIN} (corrupt: checksum mismatch in {damaged})"
-        )
+    wrong = _what_is_wrong(Path(path))
+    if wrong is not None:
+        raise ConfigError(setting, str(path), f"{WRITTEN_BY_TRAIN} ({wrong})")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's weights_only refusal of an object
+        why = "it holds objects other than tensors and plain values: not written by neuralab"
+        raise ConfigError(setting, str(path), f"{WRITTEN_BY_TRAIN} ({why})") from None
     except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
         raise ConfigError(
             setting, str(path), f"{WRITTEN_BY_TRAIN} (loading failed: {_first_line(err)})"
@@ -125,13 +130,37 @@ def config_differences(saved: object, current: object, prefix: str = "model") ->
     return [f"{prefix}={saved!r} in the checkpoint, {current!r} here"]
 
 
-def _damaged_entry(path: Path) -> str | None:
-    """The first zip entry whose bytes do not match their CRC32 (None: all fine, or not a zip)."""
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format is a zip archive
+
+
+def _what_is_wrong(path: Path) -> str | None:
+    """What `path` is instead of a complete torch checkpoint, or None if it may be one."""
+    with open(path, "rb") as file:
+        head = file.read(512)
+    if not head:
+        return "this file is empty"
+    if not head.startswith(ZIP_MAGIC):
+        return f"this is {_kind_of(head)}, not a checkpoint"
     try:
         with zipfile.ZipFile(path) as archive:
-            return archive.testzip()
+            damaged, names = archive.testzip(), archive.namelist()
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError):
-        return None  # truncated or not a zip at all: torch.load reports it
+        return "this file is truncated or damaged: it begins as a checkpoint, its end is missing"
+    if damaged is not None:
+        return f"corrupt: checksum mismatch in {damaged}"
+    if not any(name.endswith("/data.pkl") for name in names):
+        return "this is a zip archive of something else, not a checkpoint"
+    return None
+
+
+def _kind_of(head: bytes) -> str:
+    if head.startswith(b"\x80"):
+        return "a pickle file (torch's legacy format or other Python objects)"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of another format"
+    return "a text file"
 
 
 def _first_line(err: Exception) -> str:

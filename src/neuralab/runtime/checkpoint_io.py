@@ -25,6 +25,17 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from neuralab.runtime.atomic import sibling_temp
 
 
+class CheckpointWriteFailed(OSError):
+    """The machine could not write a checkpoint (disk full, I/O error, quota): the file
+    it would have replaced is intact, so `resume=true` continues from it later."""
+
+    def __init__(self, path: Path, err: OSError):
+        kept = f"the previous {path.name} is intact" if path.is_file() else "nothing was written"
+        why = f"{err.strerror} (errno {err.errno})" if err.strerror else str(err)
+        super().__init__(f"writing checkpoint {path} failed: {why}; {kept}")
+        self.path = path
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """TorchCheckpointIO with same-dir temp file + os.replace, weights_only loads.
 
@@ -43,7 +54,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "://" in str(path):  # remote storage: its own transaction semantics apply
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        atomic_torch_save(checkpoint, Path(path), self.fsync)
+        try:
+            atomic_torch_save(checkpoint, Path(path), self.fsync)
+        except OSError as err:
+            raise CheckpointWriteFailed(Path(path), err) from err
 
     def load_checkpoint(
         self,

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from pathlib import Path
@@ -34,8 +35,10 @@ from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor
 
 from neuralab.errors import ConfigError
-from neuralab.runtime.checkpoint_io import atomic_link
+from neuralab.runtime.checkpoint_io import CheckpointWriteFailed, atomic_link
 from neuralab.runtime.lightning_internals import CheckpointHooks, dump_checkpoint
+
+log = logging.getLogger("neuralab")
 
 
 class ModelCheckpoint(CheckpointHooks):
@@ -76,7 +79,12 @@ class ModelCheckpoint(CheckpointHooks):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        self.flush(trainer)  # a failed, diverged or signalled run keeps its newest good state
+        # A failed, diverged or signalled run keeps its newest good state -- if the disk
+        # lets it: a failed write here must not hide the exception that ended the run.
+        try:
+            self.flush(trainer)
+        except CheckpointWriteFailed as err:
+            log.warning("%s", err)
 
     def _save_last_if_skipped(self, trainer: L.Trainer) -> None:
         # Skipped when nothing may be saved now, or when this step's state is already saved.

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from neuralab.errors import ConfigError
 from neuralab.runtime.console import quiet_lightning
+from neuralab.runtime.run_guard import refuse
 
 log = logging.getLogger("neuralab")
+E = TypeVar("E", bound=BaseException)
 
 # Warnings that do not apply to how neuralab logs: metrics are reduced across ranks
 # by hand (sync_dist would average twice) and nothing is logged per step.
@@ -59,9 +61,7 @@ def report_config_errors(
             err = find_config_error(exc)
             if err is None:
                 raise
-            log.error("%s", err)  # also lands in the run dir's log file
-            print(f"neuralab: error: {err}", file=sys.stderr)
-            sys.exit(2)
+            refuse(err)  # one line, exit 2; the run dir this command made is removed
 
     wrapped.__name__ = task.__name__
     return wrapped
@@ -73,6 +73,17 @@ def find_config_error(exc: BaseException | None) -> ConfigError | None:
         if isinstance(exc, ConfigError):
             return exc
         exc = exc.__cause__
+    return None
+
+
+def find_cause(exc: BaseException | None, kind: type[E]) -> E | None:
+    """`exc` itself or the `kind` of exception it was raised from (or during), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
     return None
 
 

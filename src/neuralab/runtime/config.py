@@ -55,3 +55,31 @@ def register_resolvers() -> None:
 def to_plain(cfg: DictConfig) -> dict:
     """The resolved config as built-in types: safe inside a weights_only checkpoint."""
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def defaults_for(cfg: DictConfig, hydra_cfg: DictConfig) -> DictConfig | None:
+    """The config this command composes without its value overrides (`optimizer.lr=...`),
+    keeping its option choices (`optimizer=sgd`): each setting's default, whose type a
+    value given on the command line must have (checks.check_types). `hydra_cfg` is the
+    run's `hydra` node. None where Hydra cannot compose it again here (a launcher's
+    worker process)."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        return None
+    choices = [str(o) for o in hydra_cfg.overrides.task if not _sets_a_value(cfg, str(o))]
+    searchpath = [str(o) for o in hydra_cfg.overrides.hydra if "searchpath" in str(o)]
+    try:
+        return compose(str(hydra_cfg.job.config_name), overrides=[*searchpath, *choices])
+    except Exception:  # never refuse a run because its defaults could not be recomposed
+        return None
+
+
+def _sets_a_value(cfg: DictConfig, override: str) -> bool:
+    """`key=value` of a setting (not an option of a group, which composes a whole node)."""
+    key = override.partition("=")[0].lstrip("+~")
+    value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+    if "=" not in override or "/" in key or isinstance(value, DictConfig):
+        return False
+    return "." in key or value is not None  # `experiment=x` (a _global_ group) leaves no key

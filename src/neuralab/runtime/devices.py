@@ -81,3 +81,17 @@ def place_job(
         log.info("every GPU is held by another worker: job %d shares GPU %d", job_num, index)
     cfg.trainer.devices = [index]
     return index
+
+
+def machine_devices() -> tuple[int, bool, list[str]]:
+    """(CUDA devices, whether an Apple GPU is there, Lightning's strategy names), counted
+    without initializing CUDA (fork-based DDP must still work afterwards)."""
+    from lightning.fabric.accelerators import MPSAccelerator
+    from lightning.fabric.accelerators.cuda import num_cuda_devices
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    return (
+        num_cuda_devices(),
+        MPSAccelerator.is_available(),
+        StrategyRegistry.available_strategies(),
+    )

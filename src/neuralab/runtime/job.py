@@ -6,13 +6,17 @@
     pruned       the Optuna sweep's pruner         (sweeps only)      next job
     interrupted  SIGINT/SIGTERM, checkpoint saved  exit 130 / 143     sweep stops, exit 130 / 143
     failed       bad input (ConfigError)           exit 2, one line   next job (message in results)
+    failed       a checkpoint write failed         exit 1, one line   next job (traceback.txt, log)
     failed       any other exception               exit 1, traceback  next job (traceback.txt, log)
+    (refused)    its run dir is held by another    exit 2, one line   next job (nothing written)
 
 With `fail_fast=true` a multirun stops at its first diverged or failed job with that
 job's exit status. A multirun whose jobs all end without `ok` exits 1 at the end
 (sweep/status.py). An interrupted sweep stops at once, since the user or the scheduler
 asked for the process to end; `resume=true` picks it up (docs/SURVIVAL.md).
-A single run refused as bad input writes no results.json: nothing ran.
+A single run refused as bad input leaves nothing behind: no results.json, and no run
+dir unless an earlier session made it (runtime/run_guard.py). One process at a time
+trains in a run dir (runtime/run_lock.py).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from neuralab.errors import ConfigError
+from neuralab.runtime.checkpoint_io import CheckpointWriteFailed
 from neuralab.runtime.cli import (
+    find_cause,
     find_config_error,
     log,
     log_files_on_rank_zero_only,
@@ -39,7 +45,9 @@ from neuralab.runtime.cli import (
 )
 from neuralab.runtime.divergence import Diverged
 from neuralab.runtime.run_dirs import DIVERGED, FAILED, INTERRUPTED, PRUNED, RESULTS
+from neuralab.runtime.run_guard import refuse
 from neuralab.runtime.run_info import RUN_INFO
+from neuralab.runtime.run_lock import RunDirBusy, holding
 from neuralab.runtime.signals import RunInterrupted
 from neuralab.sweep.optuna_pruning import Pruned
 
@@ -55,7 +63,8 @@ def run_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
         log_files_on_rank_zero_only()
         started = time.time()
         try:
-            return task(cfg)
+            with holding(Path(HydraConfig.get().runtime.output_dir)):
+                return task(cfg)
         except RunInterrupted as exc:
             _record(INTERRUPTED, exc, started, _interrupted_fields(exc))
             sys.exit(exc.exit_code)
@@ -71,6 +80,11 @@ def run_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
             err = find_config_error(exc)
             if err is not None:
                 return _bad_input(cfg, err, started)
+            write_failed = find_cause(exc, CheckpointWriteFailed)
+            if write_failed is not None:  # the machine failed, not the code: one line
+                fields = {"traceback": TRACEBACK}
+                _record(FAILED, write_failed, started, fields, trace=traceback.format_exc())
+                return _continue_or_exit(cfg, write_failed, EXIT_FAILED, "failed")
             _record(FAILED, exc, started, {"traceback": TRACEBACK}, trace=traceback.format_exc())
             if not _multirun():
                 raise
@@ -81,10 +95,11 @@ def run_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
 
 
 def _bad_input(cfg: DictConfig, err: ConfigError, started: float) -> float:
-    log.error("%s", err)  # also lands in the run dir's log file
     if not _multirun():
-        print(f"neuralab: error: {err}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+        refuse(err)  # one line; the run dir this command made is removed
+    log.error("%s", err)  # into the job's log file
+    if isinstance(err, RunDirBusy):  # the dir is another process's: write nothing there
+        return _continue_or_exit(cfg, err, EXIT_BAD_INPUT, "refused")
     _record(FAILED, err, started, {})
     return _continue_or_exit(cfg, err, EXIT_BAD_INPUT, "failed")
 
@@ -104,7 +119,7 @@ def _continue_or_exit(cfg: DictConfig, exc: Exception, code: int, what: str) -> 
 def _record(status: str, exc: BaseException, started: float, fields: dict, trace: str = "") -> None:
     """results.json (and traceback.txt) in this job's dir, and the log entry."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    if trace:
+    if trace and not isinstance(exc, CheckpointWriteFailed):
         log.error("run failed:\n%s", trace)
         (output_dir / TRACEBACK).write_text(trace)
     payload = {
@@ -143,7 +158,7 @@ def _multirun() -> bool:
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     first = lines[0] if lines else ""
-    if isinstance(exc, ConfigError | Diverged | RunInterrupted | Pruned):
+    if isinstance(exc, ConfigError | Diverged | RunInterrupted | Pruned | CheckpointWriteFailed):
         return first  # neuralab's own messages already say what happened
     return f"{type(exc).__name__}: {first}".rstrip(": ")
 

@@ -3,8 +3,11 @@
 Written to `run_info.json` when training starts (so a run killed hard still has it),
 one entry per session (a resumed run adds one), and copied into results.json.
 The git commit comes from the repository holding the neuralab package (a fork, an
-editable install) or else the working dir; `dirty` says whether tracked files differ
-from it. No git, or no repository: `git` is null, nothing fails.
+editable install) or else the working dir; `dirty` says whether the code that ran
+differs from it: a tracked file changed, or an untracked file under the package's
+source dir or conf/ (a forker's new net or yaml: the commit alone would not rebuild the
+run), listed under `untracked`. Other untracked files (notes, outputs) do not count.
+No git, or no repository: `git` is null, nothing fails.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import lightning as L
 import torch
 
 from neuralab.runtime.cli import write_json
+from neuralab.runtime.config import config_dir
 
 PACKAGES = ("neuralab", "torch", "lightning", "hydra-core", "omegaconf", "numpy", "torchmetrics")
 RUN_INFO = "run_info.json"
@@ -79,17 +83,29 @@ def device_info(trainer: L.Trainer) -> dict:
     return info
 
 
-def git_state() -> dict | None:
-    """{"commit", "dirty", "root"} of the package's repository, else of the working dir."""
-    package_dir = Path(__file__).resolve().parent.parent
+def git_state(package_dir: Path | None = None, conf: Path | None = None) -> dict | None:
+    """{"commit", "dirty", "untracked", "root"} of the package's repository, else of the
+    working dir. `package_dir` (src/neuralab) and `conf` default to this installation's."""
+    package_dir = package_dir or Path(__file__).resolve().parent.parent
+    conf = conf or Path(config_dir())
     for where in (package_dir, Path.cwd()):
         root = _git(where, "rev-parse", "--show-toplevel")
         if root:
             commit = _git(where, "rev-parse", "HEAD")
             status = _git(where, "status", "--porcelain", "--untracked-files=no")
-            dirty = None if status is None else bool(status)
-            return {"commit": commit, "dirty": dirty, "root": root}
+            untracked = _untracked(Path(root), [package_dir.parent, conf])
+            dirty = None if status is None else bool(status) or bool(untracked)
+            return {"commit": commit, "dirty": dirty, "untracked": untracked, "root": root}
     return None
+
+
+def _untracked(root: Path, dirs: list[Path]) -> list[str]:
+    """Untracked (and not ignored) files under `dirs` that are inside the repository."""
+    inside = [str(d.resolve()) for d in dirs if d.resolve().is_relative_to(root.resolve())]
+    if not inside:
+        return []
+    listed = _git(root, "ls-files", "--others", "--exclude-standard", "--", *inside)
+    return sorted(listed.splitlines()) if listed else []
 
 
 def _git(where: Path, *args: str) -> str | None:
