@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
 import sys
 import zipfile
 from collections.abc import Callable
@@ -629,3 +630,23 @@ def test_multirun_with_an_unknown_option_leaves_no_sweep_dir(run_cli, tmp_path):
     assert run.code != 0, run.out
     assert "Could not find 'optimizer/nope'" in run.out, run.out
     assert not list(tmp_path.iterdir()), sorted(tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("override", ["optimizer.lr=-1", "seed=abc", "trainer.max_epochs=0"])
+def test_a_config_refusal_imports_neither_torch_nor_lightning(tmp_path, override):
+    """Refused from the config alone, before the heavy imports (seconds of them): a typo
+    answers at once. Checked by what the process imported, not by a clock."""
+    probe = (
+        "import sys\n"
+        "from neuralab.runtime.entry import train_main\n"
+        f"sys.argv = ['neuralab-train', {override!r}]\n"
+        "try:\n    train_main()\n"
+        "except SystemExit as exc:\n"
+        "    heavy = sorted(m for m in ('torch', 'lightning') if m in sys.modules)\n"
+        "    print('exit', exc.code, 'heavy', heavy)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "exit 2 heavy []", proc.stdout + proc.stderr
+    assert not (tmp_path / "logs").exists()

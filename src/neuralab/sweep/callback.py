@@ -21,9 +21,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from neuralab.runtime.hparams_tab import sweep_experiment, write_sweep
 from neuralab.runtime.run_dirs import read_status
-from neuralab.runtime.summary import objective_name
 from neuralab.sweep.naming import sweep_keys
 from neuralab.sweep.results import job_dirs, override_key, write_results
 
@@ -66,6 +64,8 @@ class SweepResults(Callback):
 
 
 def _objective(config: DictConfig) -> str | None:
+    from neuralab.runtime.summary import objective_name  # imports torch: not at start-up
+
     metric = OmegaConf.select(config, "monitor.metric", default=None)
     return objective_name(str(metric)) if metric else None
 
@@ -73,6 +73,10 @@ def _objective(config: DictConfig) -> str | None:
 def write_hparams_summary(sweep_dir: Path, objective: str | None) -> Path | None:
     """The sweep's HParams experiment summary from its jobs' results.json (jobs that
     ended ok: the others have no HParams row)."""
+    # Imported here: Hydra loads this callback at start-up, before any check, and the
+    # summary writer pulls in lightning (seconds): a refused command must not wait for it.
+    from neuralab.runtime.hparams_tab import sweep_experiment, write_sweep
+
     jobs = []
     for job_dir in job_dirs(sweep_dir):
         results = read_status(job_dir) or {}
