@@ -104,7 +104,8 @@ def test_the_renamed_package_installs_and_its_train_command_runs(renamed, tmp_pa
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     (results,) = workdir.glob("logs/train/runs/*/results.json")
     assert json.loads(results.read_text())["status"] == "ok"
-    assert f"{NEW}.nets.MLP" in run.stdout  # the config tree: the renamed conf/ was used
+    tree = (results.parent / "config_tree.log").read_text()
+    assert f"{NEW}.nets.MLP" in tree  # the config tree: the renamed conf/ was used
 
 
 def _venv_seeing_our_packages(path: Path) -> str:
