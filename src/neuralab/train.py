@@ -15,6 +15,7 @@ import math
 import signal
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -47,64 +48,100 @@ from neuralab.sweep.optuna_pruning import Pruned
 register_resolvers()
 
 
+@dataclass
+class Run:
+    """One job between its checks and its results: what `train` fits and tests (and what
+    a packed sweep drives, one Run per member: neuralab/pack/)."""
+
+    cfg: DictConfig
+    output_dir: Path
+    multirun: bool
+    plan: StartPlan
+    started: float
+    config: dict = field(default_factory=dict)
+    datamodule: L.LightningDataModule | None = None
+    module: L.LightningModule | None = None
+    trainer: L.Trainer | None = None
+    stop: StopRequest = field(default_factory=StopRequest)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def last(self) -> Path:
+        return last_checkpoint(self.output_dir)
+
+
 def train(cfg: DictConfig) -> float | None:
     """One training run; returns the best value of the monitored metric (for sweepers)."""
-    started = time.time()
+    run = start(cfg)
+    if run.plan.finished is not None:
+        return finished_objective(run)
+    with run.stop.installed():
+        _fit(cfg, run.trainer, run.module, run.datamodule, run.plan, run.stop, run.last)
+        fit_metrics = _logged(run.trainer, run.plan)
+        test_metrics, best = _test(cfg, run.trainer, run.module, run.datamodule)
+    return finish(run, fit_metrics, test_metrics, best)
+
+
+def start(cfg: DictConfig) -> Run:
+    """Checks, data, module and trainer of one run, in this job's dir (HydraConfig's)."""
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     _check_settings(cfg, multirun=multirun)
-    plan = plan_start(cfg, output_dir)
-    if plan.finished is not None:
-        log.info("%s already ended (%s): nothing to resume", output_dir, plan.finished["status"])
-        return plan.finished.get("metrics", {}).get(objective_name(cfg.monitor.metric))
-
+    run = Run(cfg, output_dir, multirun, plan_start(cfg, output_dir), time.time())
+    if run.plan.finished is not None:
+        return run
     L.seed_everything(cfg.seed, workers=True)
     choices = dict(hydra_cfg.runtime.choices)
-    config = {**to_plain(cfg), "choices": choices}
-    datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule, config)
-    _check_start(plan, module, config)
+    run.config = {**to_plain(cfg), "choices": choices}
+    run.datamodule = build_datamodule(cfg)
+    run.module = build_module(cfg, run.datamodule, run.config)
+    _check_start(run.plan, run.module, run.config)
     # After every check: a refusal is one line, not the end of a screenful. A sweep's
     # jobs differ only by their overrides (each has .hydra/config.yaml): one tree, the
     # first job's, instead of a screenful per job (~40 ms each to draw).
     if not (multirun and hydra_cfg.job.num > 0):
         print_config(cfg, output_dir, show=cfg.extras.print_config)
-    if plan.in_place:
-        _continue_tensorboard(cfg, plan.step, output_dir)
-    stop, last = StopRequest(), last_checkpoint(output_dir)
-    guard = DivergenceGuard(cfg.divergence.check_every_n_steps, last)
+    if run.plan.in_place:
+        _continue_tensorboard(cfg, run.plan.step, output_dir)
+    guard = DivergenceGuard(cfg.divergence.check_every_n_steps, run.last)
     if multirun:  # one GPU per launcher worker (runtime/devices.py)
         place_job(cfg, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num)
     if multirun and hydra_cfg.job.num > 0:  # the first job's model summary, not one per job
         with open_dict(cfg):
             cfg.trainer.enable_model_summary = False
-    trainer = build_trainer(
+    run.trainer = build_trainer(
         cfg,
-        extra_callbacks=[ExactResume(), guard, GracefulStop(stop, last)],
+        extra_callbacks=[ExactResume(), guard, GracefulStop(run.stop, run.last)],
         first_callbacks=[RunRecord(_monitors(cfg), cfg.monitor.mode)],
-        stamp={CONFIG_KEY: config},
+        stamp={CONFIG_KEY: run.config},
     )
-    info = run_info(cfg.seed, trainer, _resumed_from(plan))
+    run.info = run_info(cfg.seed, run.trainer, _resumed_from(run.plan))
     forget_outcome(output_dir)  # an earlier session's `interrupted`: this one is running
-    record_session(output_dir, info)
+    record_session(output_dir, run.info)
+    return run
 
-    with stop.installed():
-        _fit(cfg, trainer, module, datamodule, plan, stop, last)
-        fit_metrics = _logged(trainer, plan)
-        test_metrics, best = _test(cfg, trainer, module, datamodule)
 
+def finished_objective(run: Run) -> float | None:
+    """A resumed run that had already ended: its objective, nothing to do."""
+    log.info("%s already ended (%s): nothing to resume", run.output_dir, run.plan.finished["status"])
+    return run.plan.finished.get("metrics", {}).get(objective_name(run.cfg.monitor.metric))
+
+
+def finish(run: Run, fit_metrics: dict, test_metrics: dict, best: str | None) -> float | None:
+    """results.json and the HParams row of a run that trained (and tested)."""
+    cfg, hydra_cfg = run.cfg, HydraConfig.get()
     summary = summary_metrics(fit_metrics, test_metrics)
-    hparams = flat_hparams(config, choices)
+    hparams = flat_hparams(run.config, run.config["choices"])
     tags = metric_tags(summary_sources(fit_metrics, test_metrics))  # the HParams columns
     objective, overrides = objective_name(cfg.monitor.metric), list(hydra_cfg.overrides.task)
-    write_hparams(trainer.loggers, hparams, tags, objective, None if multirun else overrides)
+    write_hparams(run.trainer.loggers, hparams, tags, objective, None if run.multirun else overrides)
     results = {"status": OK, "metrics": summary, "hparams": hparams, "best_checkpoint": best}
     results["metric_tags"] = tags
     results["epochs"] = int(fit_metrics.get(EPOCHS_TAG, 0))
     results["overrides"] = overrides
-    results["wall_time_s"] = round(time.time() - started, 3)
-    write_json(output_dir / RESULTS, {**results, "run_info": info})
+    results["wall_time_s"] = round(time.time() - run.started, 3)
+    write_json(run.output_dir / RESULTS, {**results, "run_info": run.info})
     log.info("results: %s", summary)
     return summary.get(objective_name(cfg.monitor.metric))
 
@@ -168,15 +205,15 @@ def _fit(
             )
     except SIGTERMException:  # Lightning's own SIGTERM stop, at an epoch end (signals.py)
         stopped = RunInterrupted(stop.signum or signal.SIGTERM, trainer.global_step, _if_file(last))
-        raise _attach(stopped, trainer, plan) from None
+        raise attach_metrics(stopped, trainer, plan) from None
     except (Diverged, RunInterrupted, Pruned) as exc:
-        raise _attach(exc, trainer, plan) from None
+        raise attach_metrics(exc, trainer, plan) from None
     except Exception as exc:
         if stop.signum is None:
             raise
         # Fork-based DDP re-raises the ranks' RunInterrupted as a generic error.
         stopped = RunInterrupted(stop.signum, trainer.global_step, _if_file(last))
-        raise _attach(stopped, trainer, plan) from exc
+        raise attach_metrics(stopped, trainer, plan) from exc
     if stop.signum is not None:  # after the last training batch: stop before the test
         _stop_after_fit(trainer, plan, stop.signum, last)
 
@@ -188,7 +225,7 @@ def _stop_after_fit(trainer: L.Trainer, plan: StartPlan, signum: int, last: Path
     checkpoints = trainer.checkpoint_callback
     if not (checkpoints and checkpoints.save_last) and trainer.global_step > 0:
         trainer.save_checkpoint(last, weights_only=False)
-    raise _attach(RunInterrupted(signum, trainer.global_step, _if_file(last)), trainer, plan)
+    raise attach_metrics(RunInterrupted(signum, trainer.global_step, _if_file(last)), trainer, plan)
 
 
 def _test(
@@ -211,7 +248,7 @@ def _logged(trainer: L.Trainer, plan: StartPlan) -> dict[str, float]:
     return {**logged_in(plan.checkpoint), **now}
 
 
-def _attach(exc: Exception, trainer: L.Trainer, plan: StartPlan) -> Exception:
+def attach_metrics(exc: Exception, trainer: L.Trainer, plan: StartPlan) -> Exception:
     """Give the outcome the metrics logged so far: results.json keeps them (runtime/job.py)."""
     fit_metrics = _logged(trainer, plan)
     summary = summary_metrics(fit_metrics, {})

@@ -75,6 +75,8 @@ class EpochSampler:
 class InMemoryLoader:
     """Iterable of batches sliced from tensors that stay on `device`."""
 
+    chunk_class = Chunk  # how rows are gathered (a pack's loader: neuralab/pack/data.py)
+
     def __init__(
         self,
         tensors: tuple[Tensor, ...],
@@ -104,12 +106,12 @@ class InMemoryLoader:
         idx = self.sampler.indices().to(self.tensors[0].device)  # one copy per epoch
         self._yielded = skip
         rows = self.batch_size * self.steps_per_chunk
-        for start in range(skip * self.batch_size, len(idx), rows):
+        for start in range(skip * self.batch_size, idx.shape[-1], rows):
             if self.steps_per_chunk == 1:
                 self._yielded += 1
-                yield tuple(t[idx[start : start + rows]] for t in self.tensors)
+                yield self.chunk_class.take(self.tensors, idx[..., start : start + rows])
                 continue
-            chunk = Chunk(self.tensors, idx[start : start + rows], self.batch_size)
+            chunk = self.chunk_class(self.tensors, idx[..., start : start + rows], self.batch_size)
             self._yielded += len(chunk)
             yield chunk
 

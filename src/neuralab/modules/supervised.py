@@ -21,6 +21,10 @@ from neuralab.schedulers import build_scheduler
 
 
 class SupervisedModule(MetricsModule):
+    # A sweep's jobs may train as one vectorized fit (hydra/launcher=packed, neuralab/pack/):
+    # this module's step is net -> loss (+ penalties), which the pack reproduces per member.
+    packable = True
+
     def __init__(
         self,
         net: nn.Module,

@@ -40,8 +40,9 @@ class Chunk:
 
     def __init__(self, tensors: tuple[Tensor, ...], idx: Tensor, batch_size: int):
         self.tensors, self.idx, self.batch_size = tensors, idx, batch_size
-        self._batches: list[tuple[Tensor, ...] | None] = [None] * math.ceil(len(idx) / batch_size)
-        batch_bytes = batch_size * sum(t[0].numel() * t.element_size() for t in tensors)
+        self._batches: list[tuple[Tensor, ...] | None] = [None] * math.ceil(idx.shape[-1] / batch_size)
+        row_bytes = sum(t.shape[idx.ndim :].numel() * t.element_size() for t in tensors)
+        batch_bytes = batch_size * (idx.numel() // max(1, idx.shape[-1])) * row_bytes
         fit = max(1, self.BLOCK_BYTES // batch_bytes) if tensors[0].device.type == "cpu" else 0
         self.block = min(fit, len(self._batches)) or len(self._batches)  # batches per gather
 
@@ -62,10 +63,15 @@ class Chunk:
 
     def _gather(self, block: int) -> None:
         first, size = block * self.block, self.batch_size
-        rows = self.idx[first * size : (first + self.block) * size]
-        parts = [t[rows].split(size) for t in self.tensors]
+        rows = self.idx[..., first * size : (first + self.block) * size]
+        parts = [t.split(size, dim=rows.ndim - 1) for t in self.take(self.tensors, rows)]
         for offset, batch in enumerate(zip(*parts, strict=True)):
             self._batches[first + offset] = batch
+
+    @staticmethod
+    def take(tensors: tuple[Tensor, ...], rows: Tensor) -> tuple[Tensor, ...]:
+        """The rows of every tensor: one batch (or a block of them)."""
+        return tuple(t[rows] for t in tensors)
 
 
 def batches_of(item: tuple[Tensor, ...] | Chunk) -> Chunk | list[tuple[Tensor, ...]]:

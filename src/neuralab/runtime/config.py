@@ -70,10 +70,16 @@ def defaults_for(cfg: DictConfig, hydra_cfg: DictConfig) -> DictConfig | None:
         return None
     choices = [str(o) for o in hydra_cfg.overrides.task if not _sets_a_value(cfg, str(o))]
     searchpath = [str(o) for o in hydra_cfg.overrides.hydra if "searchpath" in str(o)]
-    try:
-        return compose(str(hydra_cfg.job.config_name), overrides=[*searchpath, *choices])
-    except Exception:  # never refuse a run because its defaults could not be recomposed
-        return None
+    key = (str(hydra_cfg.job.config_name), *searchpath, *choices)
+    if key not in _COMPOSED:  # a sweep's jobs mostly share their choices: compose once
+        try:
+            _COMPOSED[key] = compose(key[0], overrides=list(key[1:]))
+        except Exception:  # never refuse a run because its defaults could not be recomposed
+            _COMPOSED[key] = None
+    return _COMPOSED[key]
+
+
+_COMPOSED: dict[tuple, DictConfig | None] = {}  # read only (checks.check_types)
 
 
 def _sets_a_value(cfg: DictConfig, override: str) -> bool:

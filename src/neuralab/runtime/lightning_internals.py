@@ -75,6 +75,15 @@ def draw_graph_once(trainer: L.Trainer) -> None:
             logger._log_graph = False
 
 
+def draw_graph(logger: Logger, module: L.LightningModule) -> None:
+    """The graph a TensorBoardLogger with log_graph=true draws at fit start, for a module
+    whose trainer never fits (a packed sweep's member: neuralab/pack/members.py)."""
+    if isinstance(logger, TensorBoardLogger) and private(logger, "_log_graph"):
+        example = module.example_input_array
+        if example is not None:
+            logger.experiment.add_graph(module, example.to(module.device))
+
+
 def tag_prefix(logger: Logger) -> str:
     return private(logger, "_prefix")
 

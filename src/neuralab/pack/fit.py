@@ -1,0 +1,133 @@
+"""One pack: its members' runs (train.start, each in its own job dir) trained as one
+Lightning fit of `PackedModule`, then tested each on its own best checkpoint.
+
+`why_not` says why runs cannot share a pack (they then run one at a time, as with the
+basic launcher). `fit_pack` leaves each member with what its lone run's `train`
+would have when it writes results.json: the metrics logged during fit, the test
+metrics and the best checkpoint, or the outcome that ended it (divergence).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
+
+from neuralab.metrics import EpochMetrics
+from neuralab.pack.data import pack_loader, unequal_splits
+from neuralab.pack.members import Member
+from neuralab.pack.module import PackedModule
+from neuralab.pack.stacked import unstackable
+from neuralab.runtime.chunks import chunks_allowed
+from neuralab.runtime.publish import publish
+
+log = logging.getLogger("neuralab")
+
+SINGLE_DEVICE = {"devices": 1, "num_nodes": 1}
+PACKABLE_PRECISION = {"32-true", "32", 32, "64-true", "64", 64}
+
+
+def why_not(runs: list[Any]) -> str | None:
+    """Why these runs cannot train as one pack (None: they can)."""
+    module = runs[0].module
+    if not getattr(module, "packable", False):
+        return f"{type(module).__name__} does not declare `packable = True`"
+    trainer = runs[0].cfg.trainer
+    if any(trainer.get(k, v) != v for k, v in SINGLE_DEVICE.items()):
+        return "a pack trains on one device (trainer.devices=1)"
+    if trainer.get("precision") not in PACKABLE_PRECISION:
+        return f"trainer.precision={trainer.get('precision')} (packs train in 32 or 64 bits)"
+    if trainer.get("accumulate_grad_batches", 1) != 1:
+        return "trainer.accumulate_grad_batches is not 1"
+    return unstackable([r.module.net for r in runs]) or unequal_splits(
+        [r.datamodule for r in runs]
+    )
+
+
+class PackData(L.LightningDataModule):
+    """The members' train and val splits as one loader each (pack/data.py)."""
+
+    def __init__(self, datamodules: list):
+        super().__init__()
+        self.datamodules = datamodules
+
+    def train_dataloader(self) -> Any:
+        chunk = self.datamodules[0].steps_per_chunk if chunks_allowed(self.trainer) else 1
+        return pack_loader(self.datamodules, "train", self.trainer.strategy.root_device, chunk)
+
+    def val_dataloader(self) -> Any:
+        return pack_loader(self.datamodules, "val", self.trainer.strategy.root_device, 1)
+
+
+class EpochLines(Callback):
+    """One console line per pack epoch (the members' own loggers have their curves)."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: PackedModule) -> None:
+        running = len(pl_module.active.members)
+        log.info(
+            "pack of %d: epoch %d/%s, %d still training",
+            len(pl_module.members), trainer.current_epoch + 1, trainer.max_epochs, running,
+        )
+
+
+def pack_trainer(trainer: dict) -> L.Trainer:
+    """The member trainers' settings (resolved), without what each member has itself:
+    callbacks, loggers, checkpoints, clipping (pack/module.py clips each by its own)."""
+    return instantiate(
+        trainer,
+        callbacks=[EpochLines()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=None,
+        _convert_="all",
+    )
+
+
+def fit_pack(runs: list[Any]) -> list[Member]:
+    members = [Member(run, index) for index, run in enumerate(runs)]
+    cfg = runs[0].cfg
+    pack = PackedModule(members, runs[0].datamodule.task)
+    trainer = pack_trainer(runs[0].config["trainer"])
+    data = PackData([r.datamodule for r in runs])
+    log.info("packed %d jobs into one fit", len(members))
+    if cfg.train:
+        trainer.fit(pack, datamodule=data, weights_only=True)
+    for member in members:
+        member.end_fit()
+        member.fit_metrics = {k: float(v) for k, v in member.trainer.callback_metrics.items()}
+        member.test_metrics = {}
+    if cfg.test:
+        _test(pack, members, [r.datamodule for r in runs], trainer.strategy.root_device)
+    return members
+
+
+def _test(pack: PackedModule, members: list[Member], datamodules: list, device: Any) -> None:
+    """Each member on its test split with its best weights, as trainer.test(ckpt_path=best)."""
+    tested = [m.index for m in members if m.outcome is None]
+    if not tested:
+        return
+    for index in tested:
+        best = members[index].best_checkpoint
+        if best:
+            state = torch.load(best, map_location=device, weights_only=True)["state_dict"]
+            members[index].module.load_state_dict(state)
+    pack.active.members = tested
+    loader = pack_loader(datamodules, "test", device, 1)
+    with torch.no_grad():
+        for x, y in loader:
+            outputs, losses = pack.forward_members(x, y, train=False)
+            pack._add("test", outputs, y, losses)
+    sums = pack.take_sums("test")
+    for index in tested:
+        member = members[index]
+        metrics = EpochMetrics(member.run.datamodule.task)
+        metrics.sums = sums[index]
+        values = {f"test/{k}": float(v) for k, v in metrics.compute(lambda t: t).items()}
+        publish(member.trainer, values)
+        member.test_metrics = values

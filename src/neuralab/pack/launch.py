@@ -1,0 +1,131 @@
+"""hydra/launcher=packed: a sweep's compatible jobs trained as one fit per pack.
+
+Every job keeps what the basic launcher gives it: its job dir with `.hydra/`, its log,
+TensorBoard run, checkpoints and results.json, the sweep callbacks' per-job calls (the
+results tables), in job order. How, per pack (pack/plan.py says which jobs share one):
+
+1. start: each job runs `train.start` inside Hydra's own `run_job` (its dir, config
+   files and log; the job's checks, data, module and trainer), with the job-end
+   callbacks held back: the job has not ended yet.
+2. fit: the started jobs train as one pack (pack/fit.py), each job dir locked.
+3. end: each job ends inside `run_job` again, which writes its results.json the way
+   `neuralab-train` does (runtime/job.py: ok, diverged, failed) and calls the
+   job-end callbacks.
+A job that cannot join (its checks failed, it had already finished, or the pack
+refuses it with a reason, logged) runs as the basic launcher runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from hydra.core.utils import JobReturn, configure_log, run_job
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from neuralab.pack.plan import group, pack_key
+from neuralab.runtime import job
+from neuralab.runtime.run_lock import holding
+
+log = logging.getLogger("neuralab")
+
+
+class _HeldBack:
+    """Hydra's callbacks with `on_job_end` held back (the job goes on in the pack)."""
+
+    def __init__(self, callbacks: Any):
+        self.callbacks = callbacks
+
+    def on_job_start(self, **kwargs: Any) -> None:
+        self.callbacks.on_job_start(**kwargs)
+
+    def on_job_end(self, **kwargs: Any) -> None:
+        pass
+
+
+class PackedLaunch:
+    def __init__(
+        self,
+        hydra_context: HydraContext,
+        task_function: TaskFunction,
+        config: DictConfig,
+        max_members: int,
+    ):
+        self.context, self.task_function, self.config = hydra_context, task_function, config
+        self.max_members = max_members
+        self.starting = HydraContext(hydra_context.config_loader, _HeldBack(hydra_context.callbacks))
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], first: int) -> list[JobReturn]:
+        log.info("TMP launch start")
+        configs = [self._job_config(first + i, o) for i, o in enumerate(job_overrides)]
+        log.info("TMP configs composed")
+        keys = [pack_key(list(o), _scheduler(c)) for o, c in zip(job_overrides, configs)]
+        returns: dict[int, JobReturn] = {}
+        for pack in group(keys, self.max_members):
+            if len(pack) == 1:
+                returns[pack[0]] = self._alone(configs[pack[0]])
+            else:
+                returns.update(self._pack({i: configs[i] for i in pack}))
+        return [returns[i] for i in range(len(configs))]
+
+    def _job_config(self, number: int, overrides: Sequence[str]) -> DictConfig:
+        config = self.context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(config):
+            config.hydra.job.id = number
+            config.hydra.job.num = number
+        return config
+
+    def _alone(self, config: DictConfig) -> JobReturn:
+        """As the basic launcher runs a job."""
+        ret = run_job(self.task_function, config, *_DIRS, hydra_context=self.context)
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return ret
+
+    def _pack(self, configs: dict[int, DictConfig]) -> dict[int, JobReturn]:
+        from neuralab.pack.fit import fit_pack, why_not
+        from neuralab.train import Run, finished_objective, start
+
+        started: dict[int, Any] = {}
+        returns: dict[int, JobReturn] = {}
+        for index, config in configs.items():
+            ret = run_job(job.run_job(start), config, *_DIRS, hydra_context=self.starting)
+            run = ret.return_value
+            if isinstance(run, Run) and run.plan.finished is None:
+                started[index] = run
+                continue
+            if isinstance(run, Run):  # resumed, and it had already ended
+                ret.return_value = finished_objective(run)
+            # Ended here (refused, failed, done before): its job-end calls were held back.
+            self.context.callbacks.on_job_end(config=config, job_return=ret)
+            returns[index] = ret
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        reason = why_not(list(started.values())) if len(started) > 1 else "one job"
+        if reason is not None:
+            if len(started) > 1:
+                log.info("jobs %s run one at a time: %s", sorted(started), reason)
+            return {**returns, **{i: self._alone(configs[i]) for i in started}}
+        with contextlib.ExitStack() as locks:
+            for run in started.values():
+                locks.enter_context(holding(run.output_dir))
+            members = fit_pack(list(started.values()))
+        for (index, run), member in zip(started.items(), members, strict=True):
+            returns[index] = self._end(configs[index], member)
+        return returns
+
+    def _end(self, config: DictConfig, member: Any) -> JobReturn:
+        from neuralab.pack.conclude import conclude
+
+        ret = run_job(lambda cfg: conclude(member), config, *_DIRS, hydra_context=self.context)
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return ret
+
+
+_DIRS = ("hydra.sweep.dir", "hydra.sweep.subdir")
+
+
+def _scheduler(config: DictConfig) -> Any:
+    scheduler = config.get("scheduler")
+    return OmegaConf.to_container(scheduler, resolve=False) if scheduler else None

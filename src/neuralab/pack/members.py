@@ -1,0 +1,180 @@
+"""A pack's member: its lone run's own module, trainer and callbacks, driven by the pack.
+
+Each member is built exactly as its lone run (train.start: data, module, trainer, the
+configured callbacks and loggers, in its own job dir). Its trainer never fits;
+instead, at each epoch boundary of the pack's fit, the member's trainer takes the
+pack's loop state (the loop counters of the lone run at that point: same data size,
+batch size and chunks) and the member's own epoch sums, and its module and its
+callbacks run the hooks they would run in the lone run:
+    module.on_train_epoch_start        the epoch's lr (its own optimizer's)
+    module.on_validation_epoch_end     val/* to its loggers and callback_metrics
+    RunRecord, EarlyStopping, ModelCheckpoint .on_validation_end
+    ... .on_train_epoch_end, module.on_train_epoch_end  (train/*, epochs)
+    ... .on_train_end                  when it stops or the pack ends
+So a member's TensorBoard scalars, best.ckpt and last.ckpt (written by its own
+ModelCheckpoint through its own trainer: today's format, its config stamped) and
+early stopping are its lone run's. Callbacks that watch every step (diagnostics,
+the timer, the progress bar, the lone divergence guard) are not driven: the pack
+checks divergence per member itself (pack/module.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
+from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
+from torch import Tensor
+
+from neuralab.runtime.divergence import Diverged
+from neuralab.runtime.exact_resume import ExactResume
+from neuralab.runtime.lightning_internals import draw_graph
+from neuralab.runtime.run_record import RunRecord
+
+# The member callbacks the pack drives, and those that only need `setup` (state).
+DRIVEN = (RunRecord, EarlyStopping, Checkpoint)
+MONITORING = (EarlyStopping, Checkpoint)  # Lightning runs their epoch-end hooks last
+
+
+@dataclass
+class Optimization:
+    optimizer: torch.optim.Optimizer
+    scheduler: Any = None
+    interval: str = "epoch"
+    monitor: str | None = None
+
+
+class Member:
+    def __init__(self, run: Any, index: int):
+        self.run, self.index = run, index
+        self.module: L.LightningModule = run.module
+        self.trainer: L.Trainer = run.trainer
+        trainer_cfg = run.cfg.trainer
+        self.clip = (trainer_cfg.get("gradient_clip_val"), trainer_cfg.get("gradient_clip_algorithm"))
+        self.driven = [cb for cb in self.trainer.callbacks if isinstance(cb, DRIVEN)]
+        self.stopped = False
+        self.outcome: Exception | None = None  # Diverged, when it did
+        self.optimization: Optimization | None = None
+
+    # ----------------------------------------------------------------- set-up
+    def optimize(self, pack_trainer: L.Trainer) -> Optimization:
+        """The member's own configure_optimizers (it may ask the trainer for the
+        number of steps: the pack's is the lone run's)."""
+        self.module.trainer = pack_trainer
+        config = self.module.configure_optimizers()
+        if isinstance(config, torch.optim.Optimizer):
+            self.optimization = Optimization(config)
+        else:
+            schedule = config.get("lr_scheduler") or {}
+            if not isinstance(schedule, dict):
+                schedule = {"scheduler": schedule}
+            self.optimization = Optimization(
+                config["optimizer"],
+                schedule.get("scheduler"),
+                schedule.get("interval", "epoch"),
+                schedule.get("monitor"),
+            )
+        return self.optimization
+
+    def attach(self, pack_trainer: L.Trainer) -> None:
+        """The member's trainer as its lone run's at fit start (its fit never runs)."""
+        trainer, module, parts = self.trainer, self.module, self.optimization
+        trainer.strategy.connect(module)
+        module.trainer = trainer
+        trainer.state.fn, trainer.state.status = TrainerFn.FITTING, TrainerStatus.RUNNING
+        trainer.strategy.optimizers = [parts.optimizer]
+        if parts.scheduler is not None:
+            from lightning.pytorch.utilities.types import LRSchedulerConfig
+
+            plateau = isinstance(parts.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+            trainer.strategy.lr_scheduler_configs = [
+                LRSchedulerConfig(
+                    parts.scheduler, interval=parts.interval, monitor=parts.monitor,
+                    reduce_on_plateau=plateau,
+                )
+            ]
+        trainer.callbacks.append(PackedPosition(pack_trainer))
+        for callback in trainer.callbacks:
+            if isinstance(callback, (*DRIVEN, ExactResume)):
+                callback.setup(trainer, module, "fit")
+        for callback in self.driven:
+            callback.on_train_start(trainer, module)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(module.hparams_initial)
+            draw_graph(logger, module)
+
+    # ---------------------------------------------------------------- driving
+    def follow(self, loops: dict) -> None:
+        """Take the pack's loop counters: the lone run's at this point."""
+        self.trainer.fit_loop.load_state_dict(loops)
+
+    def train_epoch_start(self, loops: dict) -> None:
+        self.follow(loops)
+        self.module.on_train_epoch_start()
+
+    def validation_end(self, loops: dict, sums: Tensor) -> None:
+        self.follow(loops)
+        self.module.metrics["val"].sums = sums.clone()
+        self.module.on_validation_epoch_end()
+        for callback in self.driven:
+            callback.on_validation_end(self.trainer, self.module)
+
+    def train_epoch_end(self, loops: dict, sums: Tensor | None) -> None:
+        self.follow(loops)
+        trainer, module = self.trainer, self.module
+        module.metrics["train"].sums = None if sums is None else sums.clone()
+        for callback in self.driven:
+            if not isinstance(callback, MONITORING):
+                callback.on_train_epoch_end(trainer, module)
+        module.on_train_epoch_end()
+        for callback in self.driven:
+            if isinstance(callback, MONITORING):
+                callback.on_train_epoch_end(trainer, module)
+        if trainer.should_stop:
+            self.end_fit()
+
+    def end_fit(self) -> None:
+        """As the lone run's fit ends: ModelCheckpoint writes what it kept in memory."""
+        if self.stopped:
+            return
+        self.stopped = True
+        for callback in self.driven:
+            callback.on_train_end(self.trainer, self.module)
+        self.trainer.state.status = TrainerStatus.FINISHED
+
+    def diverge(self, step: int, value: float) -> None:
+        """Its loss was not finite at `step`: it stops there, as its lone run would."""
+        last = self.run.last
+        self.outcome = Diverged(step, value, last if last.is_file() else None)
+        self.stopped = True
+        for callback in self.driven:  # its newest good state reaches the disk
+            callback.on_exception(self.trainer, self.module, self.outcome)
+
+    def monitored(self, name: str) -> float:
+        return float(self.trainer.callback_metrics[name])
+
+    @property
+    def best_checkpoint(self) -> str | None:
+        checkpoint = self.trainer.checkpoint_callback
+        return (checkpoint.best_model_path or None) if checkpoint else None
+
+
+class PackedPosition(Callback):
+    """The train loader's position in a member's checkpoints: the pack's loader's (the
+    member's trainer has none of its own), where its lone run keeps its own."""
+
+    def __init__(self, pack_trainer: L.Trainer):
+        self.pack_trainer = pack_trainer
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        position = self.pack_trainer.train_dataloader.state_dict()
+        fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
+        fit_loop.setdefault("state_dict", {})["combined_loader"] = [position]
+        exact = checkpoint.get("callbacks", {}).get(ExactResume.__qualname__)
+        if exact is not None:
+            exact["train_loader"] = position

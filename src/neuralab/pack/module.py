@@ -1,0 +1,197 @@
+"""The LightningModule of a pack: every member's training step as one vectorized step.
+
+Lightning runs one fit of this module; each step of it is one step of every running
+member: the members' batches (M, B, ...) go through their stacked nets at once
+(pack/stacked.py), the loss is the sum of the members' mean losses (each member's
+gradient is exactly its lone run's: the other terms do not depend on its
+parameters), and `PackOptimizer` steps each member's own optimizer. The members'
+epoch metrics are sums per member (rows of an (M, S) tensor), handed at each epoch's
+end to the member's own module, which logs them as in its lone run (pack/members.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from neuralab.metrics import METRICS
+from neuralab.pack.members import Member
+from neuralab.pack.optim import Active, PackOptimizer, PackSchedule
+from neuralab.pack.stacked import StackedNets
+from neuralab.runtime.chunk_steps import ChunkSteps
+from neuralab.runtime.chunks import batches_of
+
+
+class PackedModule(L.LightningModule):
+    accepts_chunks = True
+
+    def __init__(self, members: list[Member], task: str):
+        super().__init__()
+        self.members = members
+        # Registered, so the members' modules move to the device with the pack.
+        self.member_modules = nn.ModuleList([m.module for m in members])
+        self.active = Active(len(members))
+        self.metric_fns = METRICS[task]
+        self.chunk = ChunkSteps()
+        self.sums: dict[str, Tensor | None] = {"train": None, "val": None, "test": None}
+        self.first_bad: Tensor | None = None  # (M,) first step with a non-finite loss, or -1
+        self.bad_value: Tensor | None = None
+        penalties = [(m.module.hparams.l1_penalty, m.module.hparams.l2_penalty) for m in members]
+        self.penalties = torch.tensor(penalties) if any(map(any, penalties)) else None
+
+    # ------------------------------------------------------------------ steps
+    def forward_members(self, x: Tensor, y: Tensor, train: bool) -> tuple[Tensor, Tensor]:
+        """(outputs (A, B, K), mean losses (A,)) of the running members."""
+        active = self.active.members
+        if len(active) < len(self.members):
+            x, y = x[active], y[active]
+        outputs = self.stacked_nets.forward(x, active=active, train=train)
+        return outputs, self.stacked_losses.forward(outputs, y, active=active, train=train)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        batches = batches_of(batch)
+        for x, y in batches[:-1]:
+            self.chunk.step(self._train_loss(x, y))
+        return self._train_loss(*batches[-1])
+
+    def _train_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        outputs, losses = self.forward_members(x, y, train=True)
+        self._add("train", outputs, y, losses)
+        self._record_bad(losses.detach())
+        if self.penalties is not None:
+            return losses.sum() + self._penalty()
+        return losses.sum()
+
+    def _penalty(self) -> Tensor:
+        """Each member's L1 / L2 on its weight matrices, as SupervisedModule adds it."""
+        lam = self.penalties.to(self.device)[self.active.members]
+        weights = [p for p in self.stacked_nets.last_params.values() if p.ndim > 2]
+        l1 = sum(w.abs().flatten(1).sum(1) for w in weights) * lam[:, 0]
+        l2 = sum(w.pow(2).flatten(1).sum(1) for w in weights) * lam[:, 1]
+        return (l1 + l2).sum()
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        outputs, losses = self.forward_members(x, y, train=False)
+        self._add("val", outputs, y, losses)
+
+    # --------------------------------------------------------------- metrics
+    def _add(self, stage: str, outputs: Tensor, y: Tensor, losses: Tensor) -> None:
+        """Add this batch to each running member's sums [loss * n, n, metric sums]."""
+        active = self.active.members
+        if len(active) < len(self.members):
+            y = y[active]
+        outputs, losses = outputs.detach(), losses.detach().float()
+        n = y.shape[1]
+        stats = [m.per_sample(outputs, y).sum(-1) for m in self.metric_fns.values()]
+        rows = torch.stack([losses * n, torch.full_like(losses, n), *stats], dim=1)
+        if self.sums[stage] is None:
+            self.sums[stage] = rows.new_zeros(len(self.members), rows.shape[1])
+        index = torch.tensor(active, device=rows.device)
+        self.sums[stage].index_add_(0, index, rows)
+
+    def take_sums(self, stage: str) -> Tensor | None:
+        sums, self.sums[stage] = self.sums[stage], None
+        return sums
+
+    def _record_bad(self, losses: Tensor) -> None:
+        """Remember each member's first non-finite loss and its step (no host sync)."""
+        if self.first_bad is None:
+            self.first_bad = torch.full((len(self.members),), -1, device=losses.device)
+            self.bad_value = torch.zeros(len(self.members), device=losses.device)
+        index = torch.tensor(self.active.members, device=losses.device)
+        new = ~torch.isfinite(losses) & (self.first_bad[index] < 0)
+        step = torch.full_like(index, self.trainer.global_step)
+        self.first_bad[index] = torch.where(new, step, self.first_bad[index])
+        self.bad_value[index] = torch.where(new, losses.float(), self.bad_value[index])
+
+    def diverged(self) -> dict[int, tuple[int, float]]:
+        """{member: (step, loss)} of running members whose loss was not finite."""
+        if self.first_bad is None:
+            return {}
+        steps, values = self.first_bad.tolist(), self.bad_value.tolist()
+        return {m: (steps[m], values[m]) for m in self.active.members if steps[m] >= 0}
+
+    # ---------------------------------------------------------- optimization
+    def configure_optimizers(self) -> Any:
+        parts = [m.optimize(self.trainer) for m in self.members]
+        optimizer = PackOptimizer([p.optimizer for p in parts], self.active)
+        if parts[0].scheduler is None:
+            return optimizer
+        schedule = PackSchedule([p.scheduler for p in parts], self.active, self._monitored)
+        config = {"scheduler": schedule, "interval": parts[0].interval}
+        if parts[0].monitor:
+            config.update(monitor=parts[0].monitor, reduce_on_plateau=schedule.plateau)
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def _monitored(self, member: int) -> float:
+        return self.members[member].monitored(self.members[member].optimization.monitor)
+
+    def lr_scheduler_step(self, scheduler: PackSchedule, metric: Any) -> None:
+        scheduler.step()  # each member's plateau schedule reads its own metric
+
+    def configure_gradient_clipping(
+        self, optimizer: Any, gradient_clip_val: Any = None, gradient_clip_algorithm: Any = None
+    ) -> None:
+        """Each member clipped by its own norm (or values), with its own setting."""
+        for index in self.active.members:
+            member = self.members[index]
+            value, algorithm = member.clip
+            if value:
+                params = member.module.net.parameters()
+                if algorithm == "value":
+                    nn.utils.clip_grad_value_(params, value)
+                else:
+                    nn.utils.clip_grad_norm_(params, value)
+
+    # ----------------------------------------------------------- the members
+    def on_fit_start(self) -> None:  # after the move to the device
+        self.stacked_nets = StackedNets([m.net for m in self.member_modules])
+        self.stacked_losses = StackedNets([m.loss_fn for m in self.member_modules], buffers=False)
+        for member in self.members:
+            member.attach(self.trainer)
+
+    def on_train_start(self) -> None:
+        self.chunk.setup(self.trainer)
+
+    def on_train_epoch_start(self) -> None:
+        loops = self.trainer.fit_loop.state_dict()
+        for index in self.active.members:
+            self.members[index].train_epoch_start(loops)
+
+    def on_validation_epoch_start(self) -> None:
+        self.sums["val"] = None
+
+    def on_validation_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self._stop_diverged()
+        sums, loops = self.take_sums("val"), self.trainer.fit_loop.state_dict()
+        for index in list(self.active.members):
+            self.members[index].validation_end(loops, sums[index])
+        self.trainer.callback_metrics.update(self._monitor_stand_in())
+
+    def _stop_diverged(self) -> None:
+        for index, (step, value) in self.diverged().items():
+            self.members[index].diverge(step, value)
+            self.active.stop(index)
+
+    def _monitor_stand_in(self) -> dict[str, Tensor]:
+        """Lightning asks the pack's callback_metrics for a plateau schedule's monitor;
+        each member's schedule reads its own (`_monitored`): this only has to exist."""
+        monitor = self.members[0].optimization.monitor
+        return {monitor: torch.zeros(())} if monitor else {}
+
+    def on_train_epoch_end(self) -> None:
+        self._stop_diverged()
+        sums, loops = self.take_sums("train"), self.trainer.fit_loop.state_dict()
+        for index in list(self.active.members):
+            member = self.members[index]
+            member.train_epoch_end(loops, None if sums is None else sums[index])
+            if member.stopped:
+                self.active.stop(index)
+        if not self.active.members:
+            self.trainer.should_stop = True
