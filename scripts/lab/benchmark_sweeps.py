@@ -85,7 +85,7 @@ def run_launcher(
         return {"error": first_line(proc.stderr or proc.stdout)}
     first_steps = [json.loads(p.read_text())["first_step"] for p in sweep_dir.glob("*/timing.json")]
     if not first_steps:
-        return {"error": f"no job of {sweep_dir.name} wrote timing.json"}
+        return {"error": "ran, but no job wrote timing.json: start-up unknown"}
     startup = min(first_steps) - start
     return {"wall_s": wall, "startup_s": startup, "after_startup_s": wall - startup}
 
