@@ -1,8 +1,9 @@
 """Benchmark `neuralab-train` against a minimal hand-written PyTorch loop.
 
-    python scripts/lab/benchmark.py         # full: digits + MNIST-sized, 16-job multirun
+    python scripts/lab/benchmark.py         # full: digits + MNIST-sized, 16-job multirun, sweeps
     python scripts/lab/benchmark.py --tiny  # seconds: a smoke test of the script itself
-    python scripts/lab/benchmark.py --doc docs/PERFORMANCE.md  # also rewrite its section there
+    python scripts/lab/benchmark.py --sweeps  # only the sweeps (basic vs packed launcher)
+    python scripts/lab/benchmark.py --doc docs/PERFORMANCE.md  # also rewrite its sections there
 
 For each workload the two contenders alternate (plain, neuralab, plain, ...)
 `--repeats` times over the same data, model, init, optimizer, batch size and
@@ -18,6 +19,10 @@ Multirun: `neuralab-train -m seed=1..N` (the default config, N jobs, one
 process) against N plain loops run back to back in this process (compute only:
 no interpreter start or imports) and against N plain loops each in its own
 process (what running one script per config costs). Results go to JSON.
+
+Sweeps (benchmark_sweeps.py; `--sweeps` alone, `--no-sweeps` without): seed and
+seed x lr sweeps under the basic and the packed launcher, against plain loops, and
+with CUDA a `--gpu-members` pack on the GPU. Their own doc section: `sweeps`.
 """
 
 from __future__ import annotations
@@ -32,16 +37,12 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from sections import replace_section
 
-from neuralab.compose import build_datamodule, build_net
-from neuralab.runtime.config import config_dir, register_resolvers
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_report import environment, markdown  # noqa: E402
+from benchmark_report import environment, markdown, sweeps_markdown  # noqa: E402
+from benchmark_sweeps import run_sweeps  # noqa: E402
+from contenders import GPU, TRAIN, plain_loop, timed_process  # noqa: E402
 
 # name -> (overrides, epochs): the default MLP on digits (the default config's 20
 # epochs), and an MNIST-sized MLP (784-256-128-10 on 60,000 samples).
@@ -61,10 +62,6 @@ TINY = {
         1,
     ),
 }
-TRAIN = Path(sys.executable).parent / "neuralab-train"
-# With CUDA every workload also runs on the GPU: neuralab with trainer=gpu (its splits
-# live in GPU memory), the plain loop with its tensors and net moved there.
-GPU = ["trainer=gpu"]
 
 
 def with_gpu(workloads: dict) -> dict:
@@ -73,42 +70,6 @@ def with_gpu(workloads: dict) -> dict:
         return workloads
     gpu = {f"{k}_gpu": ([*GPU, *o], e) for k, (o, e) in workloads.items()}
     return {**workloads, **gpu}
-
-
-def plain_loop(overrides: list[str], epochs: int) -> dict:
-    """The hand-written baseline over in-memory tensors, same parts as neuralab."""
-    register_resolvers()
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    torch.manual_seed(cfg.seed)
-    device = torch.device("cuda" if GPU[0] in overrides else "cpu")
-    dm = build_datamodule(cfg)
-    x, y, xv, yv = (t.to(device) for t in (*dm.splits["train"], *dm.splits["val"]))
-    net = build_net(cfg).to(device)
-    optimizer = instantiate(cfg.optimizer)(net.parameters())
-    bs, n = cfg.data.batch_size, len(x)
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        net.train()
-        perm = torch.randperm(n, device=device)
-        for i in range(0, n, bs):
-            idx = perm[i : i + bs]
-            loss = F.cross_entropy(net(x[idx]), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        net.eval()
-        with torch.no_grad():  # the per-epoch validation pass Lightning also runs
-            F.cross_entropy(net(xv), yv)
-    _sync(device)
-    train_s = time.perf_counter() - start
-    return {"train_s": train_s, "samples": n * epochs, "samples_per_s": n * epochs / train_s}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":  # queued kernels count: time the work, not its launch
-        torch.cuda.synchronize(device)
 
 
 def run_plain(overrides: list[str], epochs: int) -> dict:
@@ -122,15 +83,6 @@ def run_plain(overrides: list[str], epochs: int) -> dict:
     ]
     proc = subprocess.run(args, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def timed_process(args: list[str]) -> float:
-    """Wall seconds of one process, from its start to its exit; raise if it failed."""
-    start = time.time()
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{args[:2]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return time.time() - start
 
 
 def run_neuralab(overrides: list[str], epochs: int, out_dir: Path) -> dict:
@@ -239,6 +191,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--jobs", type=int, default=16, help="multirun size (0: skip)")
     p.add_argument("--tiny", action="store_true", help="tiny sizes: check the script runs")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--sweeps", action="store_true", help="only the sweeps benchmark")
+    only.add_argument("--no-sweeps", action="store_true", help="all but the sweeps benchmark")
+    p.add_argument("--gpu-members", type=int, default=256, help="GPU pack size (with CUDA)")
     p.add_argument("--out", type=Path, default=Path("logs/benchmark/benchmark.json"))
     # --readme: the option's old name (the section lived in README.md before docs/)
     p.add_argument("--doc", "--readme", type=Path, help="rewrite this file's benchmark section")
@@ -251,6 +207,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def measure_runs(args: argparse.Namespace, tmp: Path) -> dict:
+    """The single-run workloads and the multirun, against the plain loop."""
+    workloads = with_gpu(TINY if args.tiny else WORKLOADS)
+    report = {"repeats": args.repeats, "workloads": {}}
+    report["gpu"] = (
+        f"the *_gpu workloads: {torch.cuda.get_device_name()}"
+        if torch.cuda.is_available()
+        else "skipped: no CUDA device on this machine"
+    )
+    for name, (overrides, epochs) in workloads.items():
+        epochs = args.epochs or epochs
+        report["workloads"][name] = compare_workload(name, overrides, epochs, args.repeats, tmp)
+    if args.jobs:
+        overrides, epochs = workloads["digits_mlp"]
+        report["multirun"] = compare_multirun(args.jobs, args.epochs or epochs, tmp, overrides)
+    return report
+
+
+def render(report: dict, doc: Path | None) -> None:
+    """Print the report's sections, and write them into `doc` when given."""
+    sections = {"benchmark": ("workloads", markdown), "sweeps": ("sweeps", sweeps_markdown)}
+    for section, (part, render_part) in sections.items():
+        if part in report:  # a --sweeps (--no-sweeps) report has only that part
+            print(render_part(report))
+            if doc:
+                replace_section(doc, section, render_part(report))
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     args = parse_args(argv)
     if args.plain_once:  # child process of run_plain: one plain loop, result on stdout
@@ -258,41 +242,24 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
     if args.from_json:  # the doc from a saved report: the figures stay those measured
         report = json.loads(args.from_json.read_text())
-        print(markdown(report))
-        if args.doc:
-            replace_section(args.doc, "benchmark", markdown(report))
+        render(report, args.doc)
         return report
-    workloads = with_gpu(TINY if args.tiny else WORKLOADS)
     report = {
         "command": "python scripts/lab/benchmark.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d"),
-        "repeats": args.repeats,
         "environment": environment(),
-        "workloads": {},
     }
-    report["gpu"] = (
-        f"the *_gpu workloads: {torch.cuda.get_device_name()}"
-        if torch.cuda.is_available()
-        else "skipped: no CUDA device on this machine"
-    )
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (overrides, epochs) in workloads.items():
-            epochs = args.epochs or epochs
-            report["workloads"][name] = compare_workload(
-                name, overrides, epochs, args.repeats, Path(tmp)
-            )
-        if args.jobs:
-            overrides, epochs = workloads["digits_mlp"]
-            report["multirun"] = compare_multirun(
-                args.jobs, args.epochs or epochs, Path(tmp), overrides
-            )
+        if not args.sweeps:
+            report |= measure_runs(args, Path(tmp))
+        if not args.no_sweeps:
+            members = 4 if args.tiny else args.gpu_members
+            report |= run_sweeps(args.tiny, members, Path(tmp))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print(markdown(report))
+    render(report, args.doc)
     print(f"\nwritten: {args.out}")
-    if args.doc:
-        replace_section(args.doc, "benchmark", markdown(report))
     return report
 
 

@@ -51,6 +51,62 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def sweeps_markdown(report: dict) -> str:
+    """docs/PERFORMANCE.md's sweeps section: each sweep three ways, then the GPU pack."""
+    env = report["environment"]
+    lines = [
+        f"Measured by `{report['command']}` on {env['cpus']} CPU cores, torch {env['torch']}, "
+        f"lightning {env['lightning']} ({report['date']}; one run of each).",
+        "",
+        "| sweep | jobs x epochs | run | end to end s | start-up s | after start-up s | ratios |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, sweep in report["sweeps"].items():
+        swept = " x ".join(f"{key} ({len(values)})" for key, values in sweep["swept"].items())
+        head = f"| {name}: {swept} | {sweep['jobs']} x {sweep['epochs']} "
+        lines += [head + row for row in _sweep_rows(sweep)]
+    return "\n".join([*lines, "", _gpu_line(report["sweeps_gpu"])])
+
+
+def _sweep_rows(sweep: dict) -> list[str]:
+    basic, packed = sweep["basic"], sweep["packed"]
+    plain = f"| plain | - | - | {sweep['plain_s']:.1f} | compute only |"
+    if "error" in packed:
+        cells = _figures(basic)
+        return [
+            f"| basic {cells} - |",
+            f"| packed: not available ({packed['error']}) | - | - | - | - |",
+            plain,
+        ]
+    return [
+        f"| basic {_figures(basic)} basic / packed: {sweep['basic_over_packed']:.2f} end to "
+        f"end, {sweep['basic_over_packed_after_startup']:.2f} after start-up |",
+        f"| packed {_figures(packed)} packed after start-up / plain: "
+        f"{sweep['packed_after_startup_over_plain']:.2f} |",
+        plain,
+    ]
+
+
+def _figures(run: dict) -> str:
+    return f"| {run['wall_s']:.1f} | {run['startup_s']:.1f} | {run['after_startup_s']:.1f} |"
+
+
+def _gpu_line(gpu: dict | str) -> str:
+    if isinstance(gpu, str):
+        return f"GPU: {gpu}."
+    head = f"GPU ({gpu['device']}): a {gpu['members']}-member pack of the default MLP"
+    for run in ("packed", "basic"):
+        if "error" in gpu.get(run, {}):
+            return f"{head}: {run}: not available ({gpu[run]['error']})."
+    return (
+        f"{head} ({gpu['epochs']} epochs): {gpu['packed_members_per_s']:.1f} members/s after "
+        f"start-up, against {gpu['basic_jobs_per_s']:.2f} jobs/s for {gpu['members']} "
+        f"sequential jobs (basic launcher), "
+        f"{gpu['packed_members_per_s'] / gpu['basic_jobs_per_s']:.1f}x; peak GPU memory "
+        f"{gpu['memory_per_member_mib']:.2f} MiB per member."
+    )
+
+
 def environment() -> dict:
     import os
 

@@ -38,6 +38,7 @@ def test_tiny_benchmark_writes_json_and_doc_section(tmp_path, monkeypatch):
             "1",
             "--jobs",
             "2",
+            "--no-sweeps",  # test_tiny_sweeps covers them
             "--out",
             str(out),
             "--doc",
@@ -88,3 +89,54 @@ def test_with_a_gpu_every_workload_gets_a_gpu_twin(monkeypatch):
     assert bench.with_gpu({"digits_mlp": (["data=digits"], 20)}) == {
         "digits_mlp": (["data=digits"], 20)
     }
+
+
+@pytest.mark.slow  # ~60 s: three 2-job basic multiruns and their plain loops
+def test_tiny_sweeps_write_their_doc_section(tmp_path, monkeypatch):
+    """Runs whether or not the packed launcher exists: its row has figures or says why not."""
+    monkeypatch.chdir(tmp_path)
+    doc = tmp_path / "PERFORMANCE.md"
+    doc.write_text("<!-- sweeps:start -->\nold\n<!-- sweeps:end -->\n")
+    out = tmp_path / "bench.json"
+    load_benchmark().main(["--sweeps", "--tiny", "--out", str(out), "--doc", str(doc)])
+
+    report = json.loads(out.read_text())
+    assert "workloads" not in report and "multirun" not in report  # --sweeps: only them
+    assert set(report["sweeps"]) == {"default_seeds", "default_seeds_x_lr", "mnist_sized_seeds"}
+    assert report["sweeps"]["default_seeds_x_lr"]["jobs"] == 4
+    for sweep in report["sweeps"].values():
+        basic = sweep["basic"]
+        assert 0 < basic["startup_s"] < basic["wall_s"] and sweep["plain_s"] > 0
+        assert "error" in sweep["packed"] or sweep["packed"]["after_startup_s"] > 0
+    text = doc.read_text()
+    assert "old" not in text
+    for name in report["sweeps"]:
+        rows = [line for line in text.splitlines() if line.startswith(f"| {name}:")]
+        assert [r.split(" | ")[2].split(":")[0] for r in rows] == ["basic", "packed", "plain"]
+        packed = rows[1]
+        assert "packed: not available (" in packed or packed.split(" | ")[3] != "-", packed
+    if not torch.cuda.is_available():
+        assert "GPU: skipped: no device." in text
+
+
+def test_sweeps_markdown_with_packed_figures_and_without():
+    import benchmark_report as report  # scripts/lab is on sys.path (above)
+
+    run = {"wall_s": 10.0, "startup_s": 4.0, "after_startup_s": 6.0}
+    fast = {"wall_s": 5.0, "startup_s": 4.0, "after_startup_s": 1.0}
+    sweep = {"jobs": 16, "epochs": 20, "swept": {"seed": list("0123456789abcdef")}}
+    sweep |= {"basic": run, "packed": fast, "plain_s": 0.5, "basic_over_packed": 2.0}
+    sweep |= {"basic_over_packed_after_startup": 6.0, "packed_after_startup_over_plain": 2.0}
+    missing = {**sweep, "packed": {"error": "no hydra/launcher=packed config"}}
+    gpu = {"members": 256, "epochs": 20, "device": "H100", "packed": fast, "basic": run}
+    gpu |= {"packed_members_per_s": 256.0, "basic_jobs_per_s": 2.0, "memory_per_member_mib": 0.5}
+    env = {"cpus": 2, "torch": "2", "lightning": "2"}
+    text = report.sweeps_markdown(
+        {"command": "c", "date": "d", "environment": env, "sweeps": {"a": sweep, "b": missing}}
+        | {"sweeps_gpu": gpu}
+    )
+    assert "| a: seed (16) | 16 x 20 | basic | 10.0 | 4.0 | 6.0 | basic / packed: 2.00 end " in text
+    assert "| a: seed (16) | 16 x 20 | packed | 5.0 | 4.0 | 1.0 | packed after start-up / " in text
+    assert "| b: seed (16) | 16 x 20 | packed: not available (no hydra/launcher=packed " in text
+    assert "| b: seed (16) | 16 x 20 | plain | - | - | 0.5 | compute only |" in text
+    assert "256.0 members/s after start-up, against 2.00 jobs/s" in text and "128.0x" in text
