@@ -56,6 +56,7 @@ def _owners(trainer: L.Trainer, checkpoint: ModelCheckpoint) -> dict[str, object
         "_TrainingEpochLoop": trainer.fit_loop.epoch_loop,
         "TensorBoardLogger": trainer.logger,
         "ModelCheckpoint": checkpoint,
+        "LightningModule": trainer.lightning_module,
     }
 
 
@@ -102,3 +103,12 @@ def test_the_checkpoint_hooks_read_and_write_lightnings_state(fitted):
     checkpoint.last_saved = (path, step)
     assert checkpoint.may_save_now(trainer) in (True, False)
     assert isinstance(checkpoint.saves_on_train_epoch_end(trainer), bool)
+
+
+def test_logged_hparams_follow_save_hyperparameters_logger_flag(fitted):
+    trainer, _ = fitted
+    module = trainer.lightning_module
+    module._log_hyperparams = False
+    assert shim.logged_hparams(module) is None
+    module._log_hyperparams = True
+    assert shim.logged_hparams(module) == module.hparams_initial

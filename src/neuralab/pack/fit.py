@@ -10,6 +10,7 @@ metrics and the best checkpoint, or the outcome that ended it (divergence).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import lightning as L
@@ -24,6 +25,7 @@ from neuralab.pack.module import PackedModule
 from neuralab.pack.stacked import unstackable
 from neuralab.runtime.chunks import chunks_allowed
 from neuralab.runtime.publish import publish
+from neuralab.runtime.timing import RunTimer
 
 log = logging.getLogger("neuralab")
 
@@ -63,6 +65,25 @@ class PackData(L.LightningDataModule):
         return pack_loader(self.datamodules, "val", self.trainer.strategy.root_device, 1)
 
 
+class PackTimer(RunTimer):
+    """timing.json in every member's dir: the pack's clocks (one fit trained them all);
+    samples are each member's own (a batch is (M, B, ...))."""
+
+    def __init__(self, run_dirs: list):
+        super().__init__()
+        self.run_dirs = run_dirs
+
+    @staticmethod
+    def rows(batch: Any) -> int:
+        return batch[0].shape[1]
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.train_end = time.time()
+        report = {**self.report(1), "packed_members": len(self.run_dirs)}
+        for run_dir in self.run_dirs:
+            self.write(run_dir, report)
+
+
 class EpochLines(Callback):
     """One console line per pack epoch (the members' own loggers have their curves)."""
 
@@ -74,12 +95,12 @@ class EpochLines(Callback):
         )
 
 
-def pack_trainer(trainer: dict) -> L.Trainer:
+def pack_trainer(trainer: dict, run_dirs: list) -> L.Trainer:
     """The member trainers' settings (resolved), without what each member has itself:
     callbacks, loggers, checkpoints, clipping (pack/module.py clips each by its own)."""
     return instantiate(
         trainer,
-        callbacks=[EpochLines()],
+        callbacks=[EpochLines(), PackTimer(run_dirs)],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -93,7 +114,7 @@ def fit_pack(runs: list[Any]) -> list[Member]:
     members = [Member(run, index) for index, run in enumerate(runs)]
     cfg = runs[0].cfg
     pack = PackedModule(members, runs[0].datamodule.task)
-    trainer = pack_trainer(runs[0].config["trainer"])
+    trainer = pack_trainer(runs[0].config["trainer"], [r.output_dir for r in runs])
     data = PackData([r.datamodule for r in runs])
     log.info("packed %d jobs into one fit", len(members))
     if cfg.train:

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from neuralab.runtime.divergence import Diverged
 from neuralab.runtime.exact_resume import ExactResume
-from neuralab.runtime.lightning_internals import draw_graph
+from neuralab.runtime.lightning_internals import draw_graph, logged_hparams
 from neuralab.runtime.run_record import RunRecord
 
 # The member callbacks the pack drives, and those that only need `setup` (state).
@@ -102,8 +102,10 @@ class Member:
                 callback.setup(trainer, module, "fit")
         for callback in self.driven:
             callback.on_train_start(trainer, module)
+        hparams = logged_hparams(module)
         for logger in trainer.loggers:
-            logger.log_hyperparams(module.hparams_initial)
+            if hparams is not None:
+                logger.log_hyperparams(hparams)
             draw_graph(logger, module)
 
     # ---------------------------------------------------------------- driving

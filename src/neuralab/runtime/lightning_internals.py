@@ -23,6 +23,7 @@ PRIVATE = {
     ("_TrainingEpochLoop", "_batches_that_stepped"): "the x-axis step of logged scalars",
     ("TensorBoardLogger", "_log_graph"): "draw the model graph once, not at fit and test",
     ("TensorBoardLogger", "_prefix"): "the tag prefix of the one-event scalar writer",
+    ("LightningModule", "_log_hyperparams"): "whether a packed member's loggers get hparams",
     ("ModelCheckpoint", "_should_save_on_train_epoch_end"): "when last.ckpt is due",
     ("ModelCheckpoint", "_should_skip_saving_checkpoint"): "whether a save may run now",
     ("ModelCheckpoint", "_save_last_checkpoint"): "last.ckpt at every epoch end",
@@ -73,6 +74,12 @@ def draw_graph_once(trainer: L.Trainer) -> None:
         if isinstance(logger, TensorBoardLogger):
             private(logger, "_log_graph")  # fails loudly if the switch moved
             logger._log_graph = False
+
+
+def logged_hparams(module: L.LightningModule) -> dict | None:
+    """What Lightning's loggers get at fit start: the saved hyperparameters, unless the
+    module saved them with logger=False."""
+    return module.hparams_initial if private(module, "_log_hyperparams") else None
 
 
 def draw_graph(logger: Logger, module: L.LightningModule) -> None:

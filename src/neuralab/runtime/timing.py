@@ -16,6 +16,8 @@ Keys (times are Unix seconds, durations seconds):
                   checkpoint saved at the epoch end falls after). A resumed run lists
                   only the epochs it ran itself
   train_samples, train_steps, samples_per_s   over the train_s window
+In a packed sweep (neuralab/pack/) every member's timing.json holds the pack's clocks
+(one fit trained them all), its own samples, and `packed_members`: the pack's size.
 """
 
 from __future__ import annotations
@@ -86,26 +88,33 @@ class RunTimer(Callback):
         batch_idx: int,
     ) -> None:
         batches = batches_of(batch)  # a chunk is several batches (optimizer steps)
-        self.samples += sum(len(b[0]) for b in batches)  # host-side shapes: no device sync
+        self.samples += sum(self.rows(b) for b in batches)  # host-side shapes: no device sync
         self.steps += len(batches)
+
+    @staticmethod
+    def rows(batch: Any) -> int:
+        return len(batch[0])
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.train_end = time.time()
-        if not trainer.is_global_zero:
-            return
+        if trainer.is_global_zero:
+            # The run dir (trainer.default_root_dir), not the logger's: timing.json is
+            # written with logger=none too.
+            self.write(Path(trainer.default_root_dir), self.report(trainer.world_size))
+
+    def report(self, world_size: int) -> dict[str, Any]:
         started = process_start_time()
         train_s = self.train_end - (self.first_step or self.train_end)
-        report = {
+        return {
             "process_start": started,
             "first_step": self.first_step,
             "startup_s": None if started is None else (self.first_step or 0) - started,
             "train_s": train_s,  # first step -> end of training (validation included)
             "epoch_train_s": self.epoch_train_s,
-            "train_samples": self.samples * trainer.world_size,
+            "train_samples": self.samples * world_size,
             "train_steps": self.steps,
-            "samples_per_s": self.samples * trainer.world_size / train_s if train_s else None,
+            "samples_per_s": self.samples * world_size / train_s if train_s else None,
         }
-        # The run dir (trainer.default_root_dir), not the logger's: timing.json is
-        # written with logger=none too.
-        path = Path(trainer.default_root_dir) / self.filename
-        path.write_text(json.dumps(report, indent=2))
+
+    def write(self, run_dir: Path, report: dict[str, Any]) -> None:
+        (run_dir / self.filename).write_text(json.dumps(report, indent=2))
