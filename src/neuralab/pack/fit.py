@@ -9,22 +9,29 @@ metrics and the best checkpoint, or the outcome that ended it (divergence).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from neuralab.metrics import EpochMetrics
 from neuralab.pack.data import pack_loader, unequal_splits
 from neuralab.pack.members import Member
 from neuralab.pack.module import PackedModule
 from neuralab.pack.stacked import unstackable
+from neuralab.pack.survival import PackStop, pack_checkpoint, restore
 from neuralab.runtime.chunks import chunks_allowed
+from neuralab.runtime.exact_resume import ExactResume
 from neuralab.runtime.publish import publish
+from neuralab.runtime.signals import RunInterrupted, StopRequest
 from neuralab.runtime.timing import RunTimer
 
 log = logging.getLogger("neuralab")
@@ -45,6 +52,8 @@ def why_not(runs: list[Any]) -> str | None:
         return f"trainer.precision={trainer.get('precision')} (packs train in 32 or 64 bits)"
     if trainer.get("accumulate_grad_batches", 1) != 1:
         return "trainer.accumulate_grad_batches is not 1"
+    if len({r.plan.step for r in runs}) > 1:
+        return "their checkpoints (resume) are at different steps"
     return unstackable([r.module.net for r in runs]) or unequal_splits(
         [r.datamodule for r in runs]
     )
@@ -95,12 +104,12 @@ class EpochLines(Callback):
         )
 
 
-def pack_trainer(trainer: dict, run_dirs: list) -> L.Trainer:
+def pack_trainer(trainer: dict, run_dirs: list, stop: PackStop) -> L.Trainer:
     """The member trainers' settings (resolved), without what each member has itself:
     callbacks, loggers, checkpoints, clipping (pack/module.py clips each by its own)."""
     return instantiate(
         trainer,
-        callbacks=[EpochLines(), PackTimer(run_dirs)],
+        callbacks=[EpochLines(), PackTimer(run_dirs), ExactResume(), stop],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -112,20 +121,43 @@ def pack_trainer(trainer: dict, run_dirs: list) -> L.Trainer:
 
 def fit_pack(runs: list[Any]) -> list[Member]:
     members = [Member(run, index) for index, run in enumerate(runs)]
-    cfg = runs[0].cfg
     pack = PackedModule(members, runs[0].datamodule.task)
-    trainer = pack_trainer(runs[0].config["trainer"], [r.output_dir for r in runs])
+    request = StopRequest()
+    stop = PackStop(request, members)
+    trainer = pack_trainer(runs[0].config["trainer"], [r.output_dir for r in runs], stop)
     data = PackData([r.datamodule for r in runs])
     log.info("packed %d jobs into one fit", len(members))
-    if cfg.train:
-        trainer.fit(pack, datamodule=data, weights_only=True)
+    with request.installed(), _resume_file(runs, members) as ckpt_path:
+        if runs[0].cfg.train:
+            try:
+                trainer.fit(pack, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+            except (RunInterrupted, SIGTERMException):
+                log.warning("pack stopped by a signal: its running jobs saved last.ckpt")
     for member in members:
         member.end_fit()
         member.fit_metrics = {k: float(v) for k, v in member.trainer.callback_metrics.items()}
         member.test_metrics = {}
-    if cfg.test:
+    if runs[0].cfg.test:
         _test(pack, members, [r.datamodule for r in runs], trainer.strategy.root_device)
     return members
+
+
+@contextlib.contextmanager
+def _resume_file(runs: list[Any], members: list[Member]) -> Iterator[Path | None]:
+    """Continuing members (resume=true): the pack's checkpoint joined from theirs, in a
+    file for the length of the fit (Lightning restores from a path)."""
+    checkpoints = [r.plan.checkpoint for r in runs]
+    if checkpoints[0] is None:
+        yield None
+        return
+    for member, checkpoint in zip(members, checkpoints, strict=True):
+        restore(member.trainer, member.module, checkpoint)
+    path = runs[0].output_dir.parent / f".pack_resume_{runs[0].output_dir.name}.ckpt"
+    torch.save(pack_checkpoint(checkpoints), path)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _test(pack: PackedModule, members: list[Member], datamodules: list, device: Any) -> None:

@@ -111,8 +111,14 @@ class PackedLaunch:
             for run in started.values():
                 locks.enter_context(holding(run.output_dir))
             members = fit_pack(list(started.values()))
+        exit_code = None
         for (index, run), member in zip(started.items(), members, strict=True):
-            returns[index] = self._end(configs[index], member)
+            try:
+                returns[index] = self._end(configs[index], member)
+            except SystemExit as stop:  # interrupted: every member records it first
+                exit_code = stop.code
+        if exit_code is not None:
+            raise SystemExit(exit_code)
         return returns
 
     def _end(self, config: DictConfig, member: Any) -> JobReturn:

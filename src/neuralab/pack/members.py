@@ -33,6 +33,7 @@ from neuralab.runtime.divergence import Diverged
 from neuralab.runtime.exact_resume import ExactResume
 from neuralab.runtime.lightning_internals import draw_graph, logged_hparams
 from neuralab.runtime.run_record import RunRecord
+from neuralab.runtime.signals import RunInterrupted
 
 # The member callbacks the pack drives, and those that only need `setup` (state).
 DRIVEN = (RunRecord, EarlyStopping, Checkpoint)
@@ -153,6 +154,17 @@ class Member:
         self.outcome = Diverged(step, value, last if last.is_file() else None)
         self.stopped = True
         for callback in self.driven:  # its newest good state reaches the disk
+            callback.on_exception(self.trainer, self.module, self.outcome)
+
+    def save_interrupted(self, loops: dict, sums: Tensor | None, signum: int) -> None:
+        """A signal stops the pack: this member's full state to last.ckpt, as its lone
+        run's GracefulStop saves it (then ModelCheckpoint writes what it kept)."""
+        self.follow(loops)
+        self.module.metrics["train"].sums = None if sums is None else sums.clone()
+        self.trainer.save_checkpoint(self.run.last, weights_only=False)
+        self.outcome = RunInterrupted(signum, self.trainer.global_step, self.run.last)
+        self.stopped = True
+        for callback in self.driven:
             callback.on_exception(self.trainer, self.module, self.outcome)
 
     def monitored(self, name: str) -> float:

@@ -156,6 +156,11 @@ class PackedModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.chunk.setup(self.trainer)
+        sums = [m.metrics["train"].sums for m in self.member_modules]
+        if any(s is not None for s in sums):  # resumed mid-epoch: the sums so far
+            width = next(s for s in sums if s is not None).shape
+            rows = [torch.zeros(width) if s is None else s for s in sums]
+            self.sums["train"] = torch.stack(rows).to(self.device)
 
     def on_train_epoch_start(self) -> None:
         loops = self.trainer.fit_loop.state_dict()
