@@ -20,6 +20,7 @@ checks divergence per member itself (pack/module.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,8 @@ from torch import Tensor
 
 from neuralab.runtime.divergence import Diverged
 from neuralab.runtime.exact_resume import ExactResume
-from neuralab.runtime.lightning_internals import draw_graph, logged_hparams
+from neuralab.runtime.lightning_internals import draws_graph, logged_hparams
+from neuralab.runtime.loggers import write_graph
 from neuralab.runtime.run_record import RunRecord
 from neuralab.runtime.signals import RunInterrupted
 
@@ -80,7 +82,7 @@ class Member:
             )
         return self.optimization
 
-    def attach(self, pack_trainer: L.Trainer) -> None:
+    def attach(self, pack_trainer: L.Trainer, graph: Callable[[], Any]) -> None:
         """The member's trainer as its lone run's at fit start (its fit never runs)."""
         trainer, module, parts = self.trainer, self.module, self.optimization
         trainer.strategy.connect(module)
@@ -107,7 +109,8 @@ class Member:
         for logger in trainer.loggers:
             if hparams is not None:
                 logger.log_hyperparams(hparams)
-            draw_graph(logger, module)
+            if draws_graph(logger):
+                write_graph(logger.experiment, graph())
 
     # ---------------------------------------------------------------- driving
     def follow(self, loops: dict) -> None:

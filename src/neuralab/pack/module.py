@@ -20,9 +20,10 @@ from torch import Tensor, nn
 from neuralab.metrics import METRICS
 from neuralab.pack.members import Member
 from neuralab.pack.optim import Active, PackOptimizer, PackSchedule
-from neuralab.pack.stacked import StackedNets
+from neuralab.pack.stacked import StackedCall, StackedNets
 from neuralab.runtime.chunk_steps import ChunkSteps
 from neuralab.runtime.chunks import batches_of
+from neuralab.runtime.loggers import traced_graph
 
 
 class PackedModule(L.LightningModule):
@@ -39,6 +40,7 @@ class PackedModule(L.LightningModule):
         self.sums: dict[str, Tensor | None] = {"train": None, "val": None, "test": None}
         self.first_bad: Tensor | None = None  # (M,) first step with a non-finite loss, or -1
         self.bad_value: Tensor | None = None
+        self._traced: Any = None  # the members' graph for TensorBoard (_graph)
         penalties = [(m.module.hparams.l1_penalty, m.module.hparams.l2_penalty) for m in members]
         self.penalties = torch.tensor(penalties) if any(map(any, penalties)) else None
 
@@ -49,7 +51,7 @@ class PackedModule(L.LightningModule):
         if len(active) < len(self.members):
             x, y = x[active], y[active]
         outputs = self.stacked_nets.forward(x, active=active, train=train)
-        return outputs, self.stacked_losses.forward(outputs, y, active=active, train=train)
+        return outputs, self.stacked_losses.forward(outputs, y, active=active)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         batches = batches_of(batch)
@@ -117,8 +119,12 @@ class PackedModule(L.LightningModule):
 
     # ---------------------------------------------------------- optimization
     def configure_optimizers(self) -> Any:
+        # Here, after the move to the device and before the members' optimizers exist:
+        # these take the members' parameters, which now are rows of the stacked ones.
+        self.stacked_nets = StackedNets([m.net for m in self.member_modules])
+        self.stacked_losses = StackedCall([m.loss_fn for m in self.member_modules])
         parts = [m.optimize(self.trainer) for m in self.members]
-        optimizer = PackOptimizer([p.optimizer for p in parts], self.active)
+        optimizer = PackOptimizer([p.optimizer for p in parts], self.active, self.stacked_nets)
         if parts[0].scheduler is None:
             return optimizer
         schedule = PackSchedule([p.scheduler for p in parts], self.active, self._monitored)
@@ -148,11 +154,19 @@ class PackedModule(L.LightningModule):
                     nn.utils.clip_grad_norm_(params, value)
 
     # ----------------------------------------------------------- the members
-    def on_fit_start(self) -> None:  # after the move to the device
-        self.stacked_nets = StackedNets([m.net for m in self.member_modules])
-        self.stacked_losses = StackedNets([m.loss_fn for m in self.member_modules], buffers=False)
+    def on_after_backward(self) -> None:  # before clipping and the members' steps
+        self.stacked_nets.share_grads(self.active.members)
+
+    def on_fit_start(self) -> None:
         for member in self.members:
-            member.attach(self.trainer)
+            member.attach(self.trainer, self._graph)
+
+    def _graph(self) -> Any:
+        """The members' graph (one structure), traced once, when a logger asks."""
+        if self._traced is None:
+            first = self.members[0].module
+            self._traced = traced_graph(first, first.example_input_array.to(self.device))
+        return self._traced
 
     def on_train_start(self) -> None:
         self.chunk.setup(self.trainer)

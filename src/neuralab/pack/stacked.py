@@ -1,15 +1,16 @@
 """Many nets of one structure as one vectorized call (torch.func).
 
-Each member keeps its own net: its parameters stay the leaves its own optimizer
-steps, and its buffers (BatchNorm's running statistics) stay its own. A forward
-stacks the members' parameters and buffers along a new first dimension and runs
-one copy of the net under `vmap(functional_call)`, so every layer is a batched
-operation over the members; the gradient of each stacked tensor flows back to each
-member's own parameters. Why not batched layers written by hand: this works for
-any plain nn.Module (a forker's conv net included), with no change to the net.
+The members' parameters live side by side in stacked tensors (M, ...), one per
+parameter name; each member's own nn.Parameters become views of its row (same
+storage), so its optimizer, its state_dict and load_state_dict work on its own
+weights as before, and what they change is what the stacked call uses. A forward
+runs one copy of the net under `vmap(functional_call)` over the stacked tensors: every
+layer is a batched operation over the members. After backward each member's
+parameters get their rows of the stacked gradients (views, no copies). Buffers
+(BatchNorm's running statistics) are stacked the same way, so a member's statistics
+are those of its own batches only. Why not batched layers written by hand: this works
+for any plain nn.Module (a forker's conv net included), with no change to the net.
 
-Buffers updated in the forward (BatchNorm in train mode) are copied back to the
-members that ran, so a member's statistics are those of its own batches only.
 Dropout draws per member (`randomness="different"`): masks differ from a lone run's.
 """
 
@@ -51,19 +52,22 @@ def unstackable(nets: list[nn.Module]) -> str | None:
 
 
 class StackedNets:
-    """`forward(*inputs, active=...)`: members `active` on inputs (A, B, ...) each.
+    """`forward(*inputs, active=...)`: members `active` on inputs (A, B, ...) each."""
 
-    `buffers=False`: the members' buffers are read but never written back (a loss's
-    class weights); with True, those a train-mode forward updates are copied back.
-    """
-
-    def __init__(self, nets: list[nn.Module], buffers: bool = True):
-        self.nets, self.writes_buffers = nets, buffers
+    def __init__(self, nets: list[nn.Module]):
         # A private copy runs the calls: hooks on the members' own nets (diagnostics)
         # see only their own forwards, never the pack's.
         self.template = copy.deepcopy(nets[0])
-        self.params = [dict(n.named_parameters()) for n in nets]
-        self.buffers = [dict(n.named_buffers()) for n in nets]
+        self.params = _stacked(nets, "named_parameters", leaf=True)
+        self.buffers = _stacked(nets, "named_buffers", leaf=False)
+        self.members: list[dict[str, nn.Parameter]] = []
+        for row, net in enumerate(nets):
+            for name, stacked in self.buffers.items():
+                _put(net, name, stacked[row])
+            views = {n: nn.Parameter(p.detach()[row]) for n, p in self.params.items()}
+            for name, view in views.items():
+                _put(net, name, view)
+            self.members.append(views)
         self._vmapped = vmap(self._call, randomness="different")
         self.last_params: dict[str, Tensor] = {}  # the stacked parameters of the last call
 
@@ -72,17 +76,64 @@ class StackedNets:
 
     def forward(self, *inputs: Tensor, active: list[int], train: bool) -> Tensor:
         self.template.train(train)
-        params = self.last_params = _stack(self.params, active)
-        buffers = _stack(self.buffers, active)
-        out = self._vmapped(params, buffers, *inputs)
-        if train and self.writes_buffers and buffers:
-            with torch.no_grad():
-                for name, stacked in buffers.items():
-                    for row, member in enumerate(active):
-                        self.buffers[member][name].copy_(stacked[row])
+        if len(active) == len(self.members):
+            params, buffers = self.params, self.buffers
+            out = self._vmapped(params, buffers, *inputs)
+        else:  # some members stopped: the rows of those still training
+            rows = torch.tensor(active, device=inputs[0].device)
+            params = {n: p[rows] for n, p in self.params.items()}
+            buffers = {n: b[rows] for n, b in self.buffers.items()}
+            out = self._vmapped(params, buffers, *inputs)
+            if train:  # BatchNorm updated the copies: back to the members' rows
+                with torch.no_grad():
+                    for name, stacked in buffers.items():
+                        self.buffers[name].index_copy_(0, rows, stacked)
+        self.last_params = params
         return out
 
+    def share_grads(self, active: list[int]) -> None:
+        """Each running member's parameters get their rows of the stacked gradients."""
+        for name, stacked in self.params.items():
+            grad = stacked.grad
+            for member in active:
+                self.members[member][name].grad = None if grad is None else grad[member]
 
-def _stack(tensors: list[dict[str, Tensor]], active: list[int]) -> dict[str, Tensor]:
-    names = tensors[active[0]].keys()
-    return {name: torch.stack([tensors[m][name] for m in active]) for name in names}
+    def zero_grad(self) -> None:
+        for stacked in self.params.values():
+            stacked.grad = None
+
+
+class StackedCall:
+    """Modules without parameters (the members' losses: their class weights are
+    buffers) as one vectorized call; their buffers are read, never written."""
+
+    def __init__(self, modules: list[nn.Module]):
+        self.template = copy.deepcopy(modules[0])
+        self.buffers = _stacked(modules, "named_buffers", leaf=False)
+        self._vmapped = vmap(self._call)
+
+    def _call(self, buffers: dict, *inputs: Tensor) -> Tensor:
+        return functional_call(self.template, buffers, inputs)
+
+    def forward(self, *inputs: Tensor, active: list[int]) -> Tensor:
+        buffers = self.buffers
+        if buffers and len(active) < len(next(iter(buffers.values()))):
+            rows = torch.tensor(active, device=inputs[0].device)
+            buffers = {n: b[rows] for n, b in buffers.items()}
+        return self._vmapped(buffers, *inputs)
+
+
+def _stacked(nets: list[nn.Module], tensors: str, leaf: bool) -> dict[str, Tensor]:
+    names = [name for name, _ in getattr(nets[0], tensors)()]
+    by_net = [dict(getattr(net, tensors)()) for net in nets]
+    stacked = {n: torch.stack([t[n].detach() for t in by_net]) for n in names}
+    if leaf:
+        for name, tensor in stacked.items():
+            tensor.requires_grad_(by_net[0][name].requires_grad)
+    return stacked
+
+
+def _put(net: nn.Module, name: str, tensor: Tensor) -> None:
+    """Replace the parameter or buffer `name` (dotted) of `net` by `tensor`."""
+    owner_name, _, attr = name.rpartition(".")
+    setattr(net.get_submodule(owner_name), attr, tensor)

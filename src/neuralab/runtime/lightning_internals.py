@@ -82,13 +82,9 @@ def logged_hparams(module: L.LightningModule) -> dict | None:
     return module.hparams_initial if private(module, "_log_hyperparams") else None
 
 
-def draw_graph(logger: Logger, module: L.LightningModule) -> None:
-    """The graph a TensorBoardLogger with log_graph=true draws at fit start, for a module
-    whose trainer never fits (a packed sweep's member: neuralab/pack/members.py)."""
-    if isinstance(logger, TensorBoardLogger) and private(logger, "_log_graph"):
-        example = module.example_input_array
-        if example is not None:
-            logger.experiment.add_graph(module, example.to(module.device))
+def draws_graph(logger: Logger) -> bool:
+    """Whether this logger draws the model graph at fit start (log_graph=true)."""
+    return isinstance(logger, TensorBoardLogger) and private(logger, "_log_graph")
 
 
 def tag_prefix(logger: Logger) -> str:

@@ -171,3 +171,16 @@ def _add(writer: SummaryWriter, values: list, step: int | None) -> None:
 def write_summary(writer: SummaryWriter, summary: Any, step: int | None) -> None:
     """A ready Summary proto into the run's event file, as SummaryWriter's add_* do."""
     writer._get_file_writer().add_summary(summary, step)
+
+
+def traced_graph(module: Any, example: Tensor) -> Any:
+    """The graph TensorBoard's add_graph would trace, traced once: a packed sweep's
+    members share their net's structure, so one trace serves all (~0.1 s each)."""
+    from torch.utils.tensorboard._pytorch_graph import graph
+
+    return graph(module, example)
+
+
+def write_graph(writer: SummaryWriter, traced: Any) -> None:
+    """What SummaryWriter.add_graph writes, for a graph traced before (traced_graph)."""
+    writer._get_file_writer().add_graph(traced)
