@@ -8,9 +8,9 @@ results tables), in job order. How, per pack (pack/plan.py says which jobs share
    files and log; the job's checks, data, module and trainer), with the job-end
    callbacks held back: the job has not ended yet.
 2. fit: the started jobs train as one pack (pack/fit.py), each job dir locked.
-3. end: each job ends inside `run_job` again, which writes its results.json the way
-   `neuralab-train` does (runtime/job.py: ok, diverged, failed) and calls the
-   job-end callbacks.
+3. end: each job ends as `run_job` ends it (its config current, its log file): its
+   results.json is written the way `neuralab-train` writes it (runtime/job.py: ok,
+   diverged, failed, interrupted), then the job-end callbacks run.
 A job that cannot join (its checks failed, it had already finished, or the pack
 refuses it with a reason, logged) runs as the basic launcher runs it.
 """
@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
-from hydra.core.utils import JobReturn, configure_log, run_job
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -59,9 +61,7 @@ class PackedLaunch:
         self.starting = HydraContext(hydra_context.config_loader, _HeldBack(hydra_context.callbacks))
 
     def launch(self, job_overrides: Sequence[Sequence[str]], first: int) -> list[JobReturn]:
-        log.info("TMP launch start")
         configs = [self._job_config(first + i, o) for i, o in enumerate(job_overrides)]
-        log.info("TMP configs composed")
         keys = [pack_key(list(o), _scheduler(c)) for o, c in zip(job_overrides, configs)]
         returns: dict[int, JobReturn] = {}
         for pack in group(keys, self.max_members):
@@ -122,10 +122,24 @@ class PackedLaunch:
         return returns
 
     def _end(self, config: DictConfig, member: Any) -> JobReturn:
+        """The job's end as Hydra's run_job ends it (its config current, its log file,
+        the job-end callbacks), without run_job's set-up: done when the job started."""
         from neuralab.pack.conclude import conclude
 
-        ret = run_job(lambda cfg: conclude(member), config, *_DIRS, hydra_context=self.context)
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        ret = JobReturn(list(config.hydra.overrides.task), member.run.cfg, config, os.getcwd())
+        ret.task_name = str(config.hydra.job.name)
+        previous = HydraConfig.instance().cfg
+        HydraConfig.instance().set_config(config)
+        configure_log(config.hydra.job_logging, config.hydra.verbose)
+        try:
+            try:
+                ret.return_value, ret.status = conclude(member), JobStatus.COMPLETED
+            except Exception as exc:  # as run_job: the sweeper sees a failed job
+                ret.return_value, ret.status = exc, JobStatus.FAILED
+            self.context.callbacks.on_job_end(config=config, job_return=ret)
+        finally:
+            HydraConfig.instance().cfg = previous
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return ret
 
 
