@@ -124,7 +124,9 @@ def start(cfg: DictConfig) -> Run:
 
 def finished_objective(run: Run) -> float | None:
     """A resumed run that had already ended: its objective, nothing to do."""
-    log.info("%s already ended (%s): nothing to resume", run.output_dir, run.plan.finished["status"])
+    log.info(
+        "%s already ended (%s): nothing to resume", run.output_dir, run.plan.finished["status"]
+    )
     return run.plan.finished.get("metrics", {}).get(objective_name(run.cfg.monitor.metric))
 
 
@@ -135,7 +137,9 @@ def finish(run: Run, fit_metrics: dict, test_metrics: dict, best: str | None) ->
     hparams = flat_hparams(run.config, run.config["choices"])
     tags = metric_tags(summary_sources(fit_metrics, test_metrics))  # the HParams columns
     objective, overrides = objective_name(cfg.monitor.metric), list(hydra_cfg.overrides.task)
-    write_hparams(run.trainer.loggers, hparams, tags, objective, None if run.multirun else overrides)
+    write_hparams(
+        run.trainer.loggers, hparams, tags, objective, None if run.multirun else overrides
+    )
     results = {"status": OK, "metrics": summary, "hparams": hparams, "best_checkpoint": best}
     results["metric_tags"] = tags
     results["epochs"] = int(fit_metrics.get(EPOCHS_TAG, 0))

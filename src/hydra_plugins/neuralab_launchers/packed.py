@@ -34,9 +34,7 @@ class PackedLauncher(Launcher):
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        launch = PackedLaunch(
-            self.hydra_context, self.task_function, self.config, self.max_members
-        )
+        launch = PackedLaunch(self.hydra_context, self.task_function, self.config, self.max_members)
         return launch.launch(job_overrides, initial_job_idx)
 
 

@@ -54,9 +54,7 @@ def why_not(runs: list[Any]) -> str | None:
         return "trainer.accumulate_grad_batches is not 1"
     if len({r.plan.step for r in runs}) > 1:
         return "their checkpoints (resume) are at different steps"
-    return unstackable([r.module.net for r in runs]) or unequal_splits(
-        [r.datamodule for r in runs]
-    )
+    return unstackable([r.module.net for r in runs]) or unequal_splits([r.datamodule for r in runs])
 
 
 class PackData(L.LightningDataModule):
@@ -100,7 +98,10 @@ class EpochLines(Callback):
         running = len(pl_module.active.members)
         log.info(
             "pack of %d: epoch %d/%s, %d still training",
-            len(pl_module.members), trainer.current_epoch + 1, trainer.max_epochs, running,
+            len(pl_module.members),
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            running,
         )
 
 

@@ -58,11 +58,15 @@ class PackedLaunch:
     ):
         self.context, self.task_function, self.config = hydra_context, task_function, config
         self.max_members = max_members
-        self.starting = HydraContext(hydra_context.config_loader, _HeldBack(hydra_context.callbacks))
+        self.starting = HydraContext(
+            hydra_context.config_loader, _HeldBack(hydra_context.callbacks)
+        )
 
     def launch(self, job_overrides: Sequence[Sequence[str]], first: int) -> list[JobReturn]:
         configs = [self._job_config(first + i, o) for i, o in enumerate(job_overrides)]
-        keys = [pack_key(list(o), _scheduler(c)) for o, c in zip(job_overrides, configs)]
+        keys = [
+            pack_key(list(o), _scheduler(c)) for o, c in zip(job_overrides, configs, strict=True)
+        ]
         returns: dict[int, JobReturn] = {}
         for pack in group(keys, self.max_members):
             if len(pack) == 1:
@@ -112,7 +116,7 @@ class PackedLaunch:
                 locks.enter_context(holding(run.output_dir))
             members = fit_pack(list(started.values()))
         exit_code = None
-        for (index, run), member in zip(started.items(), members, strict=True):
+        for index, member in zip(started, members, strict=True):
             try:
                 returns[index] = self._end(configs[index], member)
             except SystemExit as stop:  # interrupted: every member records it first

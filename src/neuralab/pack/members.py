@@ -56,7 +56,10 @@ class Member:
         self.module: L.LightningModule = run.module
         self.trainer: L.Trainer = run.trainer
         trainer_cfg = run.cfg.trainer
-        self.clip = (trainer_cfg.get("gradient_clip_val"), trainer_cfg.get("gradient_clip_algorithm"))
+        self.clip = (
+            trainer_cfg.get("gradient_clip_val"),
+            trainer_cfg.get("gradient_clip_algorithm"),
+        )
         self.driven = [cb for cb in self.trainer.callbacks if isinstance(cb, DRIVEN)]
         self.stopped = False
         self.outcome: Exception | None = None  # Diverged, when it did
@@ -95,7 +98,9 @@ class Member:
             plateau = isinstance(parts.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
             trainer.strategy.lr_scheduler_configs = [
                 LRSchedulerConfig(
-                    parts.scheduler, interval=parts.interval, monitor=parts.monitor,
+                    parts.scheduler,
+                    interval=parts.interval,
+                    monitor=parts.monitor,
                     reduce_on_plateau=plateau,
                 )
             ]

@@ -40,7 +40,9 @@ class Chunk:
 
     def __init__(self, tensors: tuple[Tensor, ...], idx: Tensor, batch_size: int):
         self.tensors, self.idx, self.batch_size = tensors, idx, batch_size
-        self._batches: list[tuple[Tensor, ...] | None] = [None] * math.ceil(idx.shape[-1] / batch_size)
+        self._batches: list[tuple[Tensor, ...] | None] = [None] * math.ceil(
+            idx.shape[-1] / batch_size
+        )
         row_bytes = sum(t.shape[idx.ndim :].numel() * t.element_size() for t in tensors)
         batch_bytes = batch_size * (idx.numel() // max(1, idx.shape[-1])) * row_bytes
         fit = max(1, self.BLOCK_BYTES // batch_bytes) if tensors[0].device.type == "cpu" else 0

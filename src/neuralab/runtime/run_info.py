@@ -13,7 +13,6 @@ No git, or no repository: `git` is null, nothing fails.
 from __future__ import annotations
 
 import functools
-
 import json
 import platform
 import socket
