@@ -78,6 +78,7 @@ def test_a_diverged_member_ends_as_its_lone_run_and_the_other_trains_on(divergin
 def test_every_members_wall_time_counts_from_its_own_start(diverging):
     """results.json's wall_time_s spans the job from its start to its end, which holds
     the pack's whole fit (timing.json train_s), whatever way the job ended."""
-    for job in diverging.packed:
-        train_s = json.loads((job / "timing.json").read_text())["train_s"]
+    timings = [job / "timing.json" for job in diverging.packed if (job / "timing.json").exists()]
+    train_s = json.loads(timings[0].read_text())["train_s"]  # the pack's, in every member's
+    for job in diverging.packed:  # the diverged one too (it writes no timing.json)
         assert results(job)["wall_time_s"] >= train_s, (job.name, results(job)["status"])

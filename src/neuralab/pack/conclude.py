@@ -13,7 +13,7 @@ from neuralab.train import attach_metrics, finish
 
 
 def conclude(member: Any) -> float | None:
-    return job.run_job(lambda cfg: _result(member))(member.run.cfg)
+    return job.run_job(lambda cfg: _result(member), started=member.run.started)(member.run.cfg)
 
 
 def _result(member: Any) -> float | None:

@@ -73,12 +73,13 @@ class PackData(L.LightningDataModule):
 
 
 class PackTimer(RunTimer):
-    """timing.json in every member's dir: the pack's clocks (one fit trained them all);
-    samples are each member's own (a batch is (M, B, ...))."""
+    """timing.json in the dir of every member whose fit ended (a diverged lone run
+    writes none): the pack's clocks, one fit trained them all; samples are each
+    member's own (a batch is (M, B, ...))."""
 
-    def __init__(self, run_dirs: list):
+    def __init__(self, members: list[Member]):
         super().__init__()
-        self.run_dirs = run_dirs
+        self.members = members
 
     @staticmethod
     def rows(batch: Any) -> int:
@@ -86,9 +87,10 @@ class PackTimer(RunTimer):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.train_end = time.time()
-        report = {**self.report(1), "packed_members": len(self.run_dirs)}
-        for run_dir in self.run_dirs:
-            self.write(run_dir, report)
+        report = {**self.report(1), "packed_members": len(self.members)}
+        for member in self.members:
+            if member.outcome is None:
+                self.write(member.run.output_dir, report)
 
 
 class EpochLines(Callback):
@@ -105,12 +107,12 @@ class EpochLines(Callback):
         )
 
 
-def pack_trainer(trainer: dict, run_dirs: list, stop: PackStop) -> L.Trainer:
+def pack_trainer(trainer: dict, members: list[Member], stop: PackStop) -> L.Trainer:
     """The member trainers' settings (resolved), without what each member has itself:
     callbacks, loggers, checkpoints, clipping (pack/module.py clips each by its own)."""
     return instantiate(
         trainer,
-        callbacks=[EpochLines(), PackTimer(run_dirs), ExactResume(), stop],
+        callbacks=[EpochLines(), PackTimer(members), ExactResume(), stop],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -125,7 +127,7 @@ def fit_pack(runs: list[Any]) -> list[Member]:
     pack = PackedModule(members, runs[0].datamodule.task)
     request = StopRequest()
     stop = PackStop(request, members)
-    trainer = pack_trainer(runs[0].config["trainer"], [r.output_dir for r in runs], stop)
+    trainer = pack_trainer(runs[0].config["trainer"], members, stop)
     data = PackData([r.datamodule for r in runs])
     log.info("packed %d jobs into one fit", len(members))
     with request.installed(), _resume_file(runs, members) as ckpt_path:

@@ -55,37 +55,40 @@ EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED = 1, 2, 3
 TRACEBACK = "traceback.txt"
 
 
-def run_job(task: Callable[[DictConfig], float | None]) -> Callable[[DictConfig], float | None]:
-    """`task` with every way of ending turned into a status, a log entry and an exit."""
+def run_job(
+    task: Callable[[DictConfig], float | None], started: float | None = None
+) -> Callable[[DictConfig], float | None]:
+    """`task` with every way of ending turned into a status, a log entry and an exit.
+    `started`: when the job began, if before this call (a packed job: neuralab/pack/)."""
 
     def wrapped(cfg: DictConfig) -> float | None:
         quiet_known_warnings()
         log_files_on_rank_zero_only()
-        started = time.time()
+        begun = time.time() if started is None else started
         try:
             with holding(Path(HydraConfig.get().runtime.output_dir)):
                 return task(cfg)
         except RunInterrupted as exc:
-            _record(INTERRUPTED, exc, started, _interrupted_fields(exc))
+            _record(INTERRUPTED, exc, begun, _interrupted_fields(exc))
             sys.exit(exc.exit_code)
         except Pruned as exc:  # only inside an Optuna sweep (sweep/optuna_pruning.py)
-            _record(PRUNED, exc, started, {"pruned_at_epoch": exc.epoch})
+            _record(PRUNED, exc, begun, {"pruned_at_epoch": exc.epoch})
             log.info("job pruned: %s", exc)
             return math.nan
         except Diverged as exc:
             fields = {"diverged_at_step": exc.step, "diverged_loss": str(exc.value)}
-            _record(DIVERGED, exc, started, {**fields, "last_checkpoint": _str(exc.checkpoint)})
+            _record(DIVERGED, exc, begun, {**fields, "last_checkpoint": _str(exc.checkpoint)})
             return _continue_or_exit(cfg, exc, EXIT_DIVERGED, "diverged")
         except Exception as exc:
             err = find_config_error(exc)
             if err is not None:
-                return _bad_input(cfg, err, started)
+                return _bad_input(cfg, err, begun)
             write_failed = find_cause(exc, CheckpointWriteFailed)
             if write_failed is not None:  # the machine failed, not the code: one line
                 fields = {"traceback": TRACEBACK}
-                _record(FAILED, write_failed, started, fields, trace=traceback.format_exc())
+                _record(FAILED, write_failed, begun, fields, trace=traceback.format_exc())
                 return _continue_or_exit(cfg, write_failed, EXIT_FAILED, "failed")
-            _record(FAILED, exc, started, {"traceback": TRACEBACK}, trace=traceback.format_exc())
+            _record(FAILED, exc, begun, {"traceback": TRACEBACK}, trace=traceback.format_exc())
             if not _multirun():
                 raise
             return _continue_or_exit(cfg, exc, EXIT_FAILED, "failed")
