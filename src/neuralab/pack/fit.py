@@ -130,19 +130,28 @@ def fit_pack(runs: list[Any]) -> list[Member]:
     trainer = pack_trainer(runs[0].config["trainer"], members, stop)
     data = PackData([r.datamodule for r in runs])
     log.info("packed %d jobs into one fit", len(members))
-    with request.installed(), _resume_file(runs, members) as ckpt_path:
-        if runs[0].cfg.train:
-            try:
-                trainer.fit(pack, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
-            except (RunInterrupted, SIGTERMException):
-                log.warning("pack stopped by a signal: its running jobs saved last.ckpt")
-    for member in members:
-        member.end_fit()
-        member.fit_metrics = {k: float(v) for k, v in member.trainer.callback_metrics.items()}
-        member.test_metrics = {}
-    if runs[0].cfg.test:
-        _test(pack, members, [r.datamodule for r in runs], trainer.strategy.root_device)
+    try:
+        with request.installed(), _resume_file(runs, members) as ckpt_path:
+            if runs[0].cfg.train:
+                _fit(trainer, pack, data, ckpt_path)
+        for member in members:
+            member.end_fit()
+            member.fit_metrics = {k: float(v) for k, v in member.trainer.callback_metrics.items()}
+            member.test_metrics = {}
+        if runs[0].cfg.test:
+            _test(pack, members, [r.datamodule for r in runs], trainer.strategy.root_device)
+    except Exception as exc:  # the pack failed: each job that had not ended fails with it
+        log.error("the pack of %d jobs failed: %s", len(members), exc)
+        for member in members:
+            member.outcome = member.outcome or exc
     return members
+
+
+def _fit(trainer: L.Trainer, pack: PackedModule, data: PackData, ckpt_path: Path | None) -> None:
+    try:
+        trainer.fit(pack, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    except (RunInterrupted, SIGTERMException):
+        log.warning("pack stopped by a signal: its running jobs saved last.ckpt")
 
 
 @contextlib.contextmanager

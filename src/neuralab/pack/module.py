@@ -128,6 +128,7 @@ class PackedModule(L.LightningModule):
         if parts[0].scheduler is None:
             return optimizer
         schedule = PackSchedule([p.scheduler for p in parts], self.active, self._monitored)
+        schedule.optimizer = optimizer  # Lightning checks a schedule's optimizer is attached
         config = {"scheduler": schedule, "interval": parts[0].interval}
         if parts[0].monitor:
             config.update(monitor=parts[0].monitor, reduce_on_plateau=schedule.plateau)
