@@ -59,6 +59,8 @@ class PackOptimizer(Optimizer):
                     self.optimizers[member].step()
             else:
                 self._stepper(key, members).step()
+                for member in members:  # what a schedule checks: its optimizer stepped
+                    self.optimizers[member]._opt_called = True
         return loss
 
     def _stepper(self, key: tuple, members: list[int]) -> Optimizer:
