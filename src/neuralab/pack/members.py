@@ -28,6 +28,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
 from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
+from lightning.pytorch.utilities.types import LRSchedulerConfig
 from torch import Tensor
 
 from neuralab.runtime.divergence import Diverged
@@ -93,8 +94,6 @@ class Member:
         trainer.state.fn, trainer.state.status = TrainerFn.FITTING, TrainerStatus.RUNNING
         trainer.strategy.optimizers = [parts.optimizer]
         if parts.scheduler is not None:
-            from lightning.pytorch.utilities.types import LRSchedulerConfig
-
             plateau = isinstance(parts.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
             trainer.strategy.lr_scheduler_configs = [
                 LRSchedulerConfig(
