@@ -127,6 +127,20 @@ def test_job_dirs_and_results_json_have_the_same_names_and_fields(five_epochs):
         assert rp["best_checkpoint"] == str(packed / "checkpoints" / "best.ckpt")
 
 
+def test_job_configs_are_those_hydra_composes_for_the_basic_launcher(five_epochs):
+    """Jobs 1 and 2 (seed=2, 3) get a copy of job 0's config with their values set
+    (hydra_plugins/neuralab_launchers/compositions.py), not a composition of their own:
+    their .hydra files must say exactly what Hydra composes for the same job."""
+    for packed, basic in five_epochs.pairs:
+        for name in ("config.yaml", "overrides.yaml"):
+            assert (packed / ".hydra" / name).read_text() == (basic / ".hydra" / name).read_text()
+        hp, hb = (OmegaConf.load(d / ".hydra" / "hydra.yaml").hydra for d in (packed, basic))
+        assert hp.job == hb.job and hp.overrides.task == hb.overrides.task
+        choices = {k: v for k, v in hp.runtime.choices.items() if k != "hydra/launcher"}
+        assert choices == {k: v for k, v in hb.runtime.choices.items() if k != "hydra/launcher"}
+        assert hp.runtime.choices["hydra/launcher"] == "packed"
+
+
 def test_results_csv_has_the_same_rows_and_columns(five_epochs):
     sweeps = (five_epochs.packed[0].parent, five_epochs.basic[0].parent)
     packed, basic = (read_csv(sweep / "results.csv") for sweep in sweeps)

@@ -58,6 +58,7 @@ class PackedLaunch:
     ):
         self.context, self.task_function, self.config = hydra_context, task_function, config
         self.max_members = max_members
+        self.compose = hydra_context.config_loader.load_sweep_config  # or the launcher's
         self.starting = HydraContext(
             hydra_context.config_loader, _HeldBack(hydra_context.callbacks)
         )
@@ -76,7 +77,7 @@ class PackedLaunch:
         return [returns[i] for i in range(len(configs))]
 
     def _job_config(self, number: int, overrides: Sequence[str]) -> DictConfig:
-        config = self.context.config_loader.load_sweep_config(self.config, list(overrides))
+        config = self.compose(self.config, list(overrides))
         with open_dict(config):
             config.hydra.job.id = number
             config.hydra.job.num = number
