@@ -184,8 +184,10 @@ class Member:
 
 
 class PackedPosition(Callback):
-    """The train loader's position in a member's checkpoints: the pack's loader's (the
-    member's trainer has none of its own), where its lone run keeps its own."""
+    """What a member's checkpoints take from the pack: the train loader's position (the
+    member's trainer has none of its own, where its lone run keeps its own), and tensors
+    of their own: the member's parameters are views of the pack's stacked ones, and
+    torch.save writes a view's whole storage (every member's weights in each file)."""
 
     def __init__(self, pack_trainer: L.Trainer):
         self.pack_trainer = pack_trainer
@@ -193,6 +195,8 @@ class PackedPosition(Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
     ) -> None:
+        states = checkpoint.get("state_dict", {})
+        checkpoint["state_dict"] = {k: v.clone() for k, v in states.items()}
         position = self.pack_trainer.train_dataloader.state_dict()
         fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
         fit_loop.setdefault("state_dict", {})["combined_loader"] = [position]
