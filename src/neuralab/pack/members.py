@@ -29,6 +29,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
 from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 from lightning.pytorch.utilities.types import LRSchedulerConfig
+from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor
 
 from neuralab.runtime.divergence import Diverged
@@ -186,8 +187,9 @@ class Member:
 class PackedPosition(Callback):
     """What a member's checkpoints take from the pack: the train loader's position (the
     member's trainer has none of its own, where its lone run keeps its own), and tensors
-    of their own: the member's parameters are views of the pack's stacked ones, and
-    torch.save writes a view's whole storage (every member's weights in each file)."""
+    of their own: the member's parameters and optimizer states are views of the pack's
+    stacked ones, and torch.save writes a view's whole storage (every member's in each
+    file)."""
 
     def __init__(self, pack_trainer: L.Trainer):
         self.pack_trainer = pack_trainer
@@ -195,8 +197,9 @@ class PackedPosition(Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
     ) -> None:
-        states = checkpoint.get("state_dict", {})
-        checkpoint["state_dict"] = {k: v.clone() for k, v in states.items()}
+        for key in ("state_dict", "optimizer_states"):  # views of the pack's stacked tensors
+            if key in checkpoint:
+                checkpoint[key] = apply_to_collection(checkpoint[key], Tensor, Tensor.clone)
         position = self.pack_trainer.train_dataloader.state_dict()
         fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
         fit_loop.setdefault("state_dict", {})["combined_loader"] = [position]

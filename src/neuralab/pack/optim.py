@@ -25,6 +25,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from neuralab.pack.stacked_step import StackedStep
+
 
 class Active:
     """The indices of the members that still train (shared by the pack's parts)."""
@@ -47,21 +49,31 @@ class PackOptimizer(Optimizer):
         self._optimizer_step_pre_hooks: dict = {}
         self._optimizer_step_post_hooks: dict = {}
         self._together: dict[tuple, Optimizer] = {}  # see the module doc
+        self.stacked = StackedStep(optimizers, nets)
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         loss = closure() if closure is not None else None
         groups: dict[tuple, list[int]] = {}
         for member in self.active.members:
             groups.setdefault(_settings(self.optimizers[member]), []).append(member)
+        (key, members), *others = groups.items()
+        if not others and self.stacked.usable(key[0], members):
+            self.stacked.step()  # all members as one (pack/stacked_step.py)
+            self._stepped(self.active.members)
+            return loss
+        self.stacked.release()
         for key, members in groups.items():
             if key[0] is None or len(members) == 1:
                 for member in members:
                     self.optimizers[member].step()
             else:
                 self._stepper(key, members).step()
-                for member in members:  # what a schedule checks: its optimizer stepped
-                    self.optimizers[member]._opt_called = True
+                self._stepped(members)
         return loss
+
+    def _stepped(self, members: list[int]) -> None:
+        for member in members:  # what a schedule checks: its optimizer stepped first
+            self.optimizers[member]._opt_called = True
 
     def _stepper(self, key: tuple, members: list[int]) -> Optimizer:
         """One optimizer of the members' class over their parameters, its settings
