@@ -35,6 +35,11 @@ class PackedLauncher(Launcher):
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        launch = PackedLaunch(self.hydra_context, self.task_function, self.config, self.max_members)
-        launch.compose = self.compositions.take
+        launch = PackedLaunch(
+            self.hydra_context,
+            self.task_function,
+            self.config,
+            self.max_members,
+            compose=self.compositions.take,  # each job's config once (compositions.py)
+        )
         return launch.launch(job_overrides, initial_job_idx)

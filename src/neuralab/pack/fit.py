@@ -182,7 +182,7 @@ def _test(pack: PackedModule, members: list[Member], datamodules: list, device: 
         if best:
             state = torch.load(best, map_location=device, weights_only=True)["state_dict"]
             members[index].module.load_state_dict(state)
-    pack.active.members = tested
+    pack.active.keep(tested)
     loader = pack_loader(datamodules, "test", device, 1)
     with torch.no_grad():
         for x, y in loader:

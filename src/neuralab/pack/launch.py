@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -55,10 +55,11 @@ class PackedLaunch:
         task_function: TaskFunction,
         config: DictConfig,
         max_members: int,
+        compose: Callable[[DictConfig, list[str]], DictConfig] | None = None,
     ):
         self.context, self.task_function, self.config = hydra_context, task_function, config
         self.max_members = max_members
-        self.compose = hydra_context.config_loader.load_sweep_config  # or the launcher's
+        self.compose = compose or hydra_context.config_loader.load_sweep_config
         self.starting = HydraContext(
             hydra_context.config_loader, _HeldBack(hydra_context.callbacks)
         )

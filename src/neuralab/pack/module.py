@@ -92,7 +92,7 @@ class PackedModule(L.LightningModule):
         rows = torch.stack([losses * n, torch.full_like(losses, n), *stats], dim=1)
         if self.sums[stage] is None:
             self.sums[stage] = rows.new_zeros(len(self.members), rows.shape[1])
-        index = torch.tensor(active, device=rows.device)
+        index = self.active.index(rows.device)
         self.sums[stage].index_add_(0, index, rows)
 
     def take_sums(self, stage: str) -> Tensor | None:
@@ -104,7 +104,7 @@ class PackedModule(L.LightningModule):
         if self.first_bad is None:
             self.first_bad = torch.full((len(self.members),), -1, device=losses.device)
             self.bad_value = torch.zeros(len(self.members), device=losses.device)
-        index = torch.tensor(self.active.members, device=losses.device)
+        index = self.active.index(losses.device)
         new = ~torch.isfinite(losses) & (self.first_bad[index] < 0)
         step = torch.full_like(index, self.trainer.global_step)
         self.first_bad[index] = torch.where(new, step, self.first_bad[index])

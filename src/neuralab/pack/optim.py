@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
@@ -33,10 +34,22 @@ class Active:
 
     def __init__(self, count: int):
         self.members = list(range(count))
+        self._index: Tensor | None = None
 
     def stop(self, member: int) -> None:
         if member in self.members:
             self.members.remove(member)
+            self._index = None
+
+    def keep(self, members: list[int]) -> None:
+        """Only `members` run from now on (the test stage: those that did not diverge)."""
+        self.members, self._index = list(members), None
+
+    def index(self, device: torch.device) -> Tensor:
+        """`members` as a tensor on `device`, made once per set (read every step)."""
+        if self._index is None or self._index.device != device:
+            self._index = torch.tensor(self.members, device=device)
+        return self._index
 
 
 class PackOptimizer(Optimizer):
