@@ -1,0 +1,136 @@
+"""Batched layers: nets of Linear, norm, activation and dropout layers run over the
+members without vmap.
+
+`vmap(functional_call)` (pack/stacked.py) runs any net, but it pays a Python-level
+batching rule per operation, as much as the arithmetic itself for the small nets
+here. For nets whose layers all have a batched twin below, `twin(net)` is a copy of
+the net with each Linear / BatchNorm1d / LayerNorm replaced by a layer that reads the
+members' stacked parameters (M, ...) and takes inputs (M, B, ...): one batched matrix
+product per Linear. The net's own forward code (blocks, residual sums) runs unchanged
+on the extra leading dimension; elementwise layers (activations, dropout) need no
+twin, and dropout then draws per member, as under vmap.
+
+That forward code may still depend on the batch being the first dimension (a
+flatten(1), a mean over dim 0): the pack compares the twin with vmap on its first
+evaluation batch and keeps vmap when they differ (StackedNets.forward).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Layers that act on each entry alone: the same on (M, B, ...) as on (B, ...).
+ELEMENTWISE = (
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.ELU,
+    nn.SELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Identity,
+    nn.Dropout,
+)
+
+Tensors = Callable[[], dict[str, Tensor]]  # the stacked tensors of the current call
+
+
+class BatchedLinear(nn.Module):
+    def __init__(self, name: str, params: Tensors):
+        super().__init__()
+        self.name, self.params = name, params
+
+    def forward(self, x: Tensor) -> Tensor:  # (M, B, in) -> (M, B, out)
+        params = self.params()
+        weight = params[f"{self.name}weight"].transpose(1, 2)
+        bias = params.get(f"{self.name}bias")
+        if bias is None:
+            return torch.bmm(x, weight)
+        return torch.baddbmm(bias.unsqueeze(1), x, weight)
+
+
+class BatchedBatchNorm(nn.Module):
+    """Each member's batch statistics and running statistics are its own: the members'
+    features side by side are the channels of one batch_norm call."""
+
+    def __init__(self, name: str, norm: nn.BatchNorm1d, params: Tensors, buffers: Tensors):
+        super().__init__()
+        self.name, self.params, self.buffers = name, params, buffers
+        self.eps, self.momentum = norm.eps, norm.momentum
+
+    def forward(self, x: Tensor) -> Tensor:  # (M, B, d)
+        members, batch, width = x.shape
+        params, buffers = self.params(), self.buffers()
+        weight, bias = params.get(f"{self.name}weight"), params.get(f"{self.name}bias")
+        mean, var = buffers[f"{self.name}running_mean"], buffers[f"{self.name}running_var"]
+        if self.training:
+            buffers[f"{self.name}num_batches_tracked"].add_(1)
+        flat = x.transpose(0, 1).reshape(batch, members * width)
+        out = F.batch_norm(
+            flat,
+            mean.view(-1),  # views: the running statistics are updated in place
+            var.view(-1),
+            None if weight is None else weight.reshape(-1),
+            None if bias is None else bias.reshape(-1),
+            self.training,
+            self.momentum,
+            self.eps,
+        )
+        return out.view(batch, members, width).transpose(0, 1)
+
+
+class BatchedLayerNorm(nn.Module):
+    def __init__(self, name: str, norm: nn.LayerNorm, params: Tensors):
+        super().__init__()
+        self.name, self.params = name, params
+        self.shape, self.eps = norm.normalized_shape, norm.eps
+
+    def forward(self, x: Tensor) -> Tensor:  # (M, B, d)
+        params = self.params()
+        out = F.layer_norm(x, self.shape, None, None, self.eps)
+        weight, bias = params.get(f"{self.name}weight"), params.get(f"{self.name}bias")
+        if weight is not None:
+            out = out * weight.unsqueeze(1)
+        return out if bias is None else out + bias.unsqueeze(1)
+
+
+def twin(net: nn.Module, params: Tensors, buffers: Tensors) -> nn.Module | None:
+    """A copy of `net` with batched layers, or None when a layer has no batched twin."""
+    copied = copy.deepcopy(net)
+    for name, module in list(copied.named_modules()):
+        replacement = _twin_layer(module, f"{name}." if name else "", params, buffers)
+        if replacement is None:
+            return None
+        if replacement is not module:
+            owner, _, attr = name.rpartition(".")
+            setattr(copied.get_submodule(owner), attr, replacement)
+    return copied
+
+
+def _twin_layer(
+    module: nn.Module, name: str, params: Tensors, buffers: Tensors
+) -> nn.Module | None:
+    """The batched twin of one layer; the layer itself when it needs none (elementwise,
+    or a container without tensors of its own); None when it has no twin."""
+    own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+    if type(module) is nn.Linear:
+        return BatchedLinear(name, params)
+    if type(module) is nn.BatchNorm1d and module.track_running_stats and module.momentum:
+        return BatchedBatchNorm(name, module, params, buffers)
+    if type(module) is nn.LayerNorm and len(module.normalized_shape) == 1:
+        return BatchedLayerNorm(name, module, params)
+    if isinstance(module, ELEMENTWISE) or (type(module) not in _TORCH_LAYERS and not own):
+        return module
+    return None
+
+
+# torch's own layers (conv, pooling, RNNs, ...): none has a twin here unless listed above.
+_TORCH_LAYERS = {
+    cls for cls in vars(nn).values() if isinstance(cls, type) and issubclass(cls, nn.Module)
+} - {nn.Module, nn.Sequential, nn.ModuleList, nn.ModuleDict}
