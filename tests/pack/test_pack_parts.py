@@ -108,7 +108,7 @@ def test_stacked_forward_and_gradients_are_each_members_own(datamodules, norm):
     out = stacked.forward(x, active=[0, 1, 2], train=True)
     losses = torch.nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none")
     losses.view(3, -1).mean(1).sum().backward()  # the pack's loss: sum of the members' means
-    stacked.share_grads([0, 1, 2])
+    stacked.share_grads()
 
     for m, net in enumerate(lone):
         own = net(x[m])
@@ -118,6 +118,26 @@ def test_stacked_forward_and_gradients_are_each_members_own(datamodules, norm):
             torch.testing.assert_close(p.grad, q.grad, atol=1e-6, rtol=0, msg=name)
         for (name, b), c in zip(nets[m].named_buffers(), net.buffers(), strict=True):
             torch.testing.assert_close(b, c, atol=1e-6, rtol=0, msg=name)  # running stats
+
+
+def test_members_gradients_are_views_made_again_when_dropped():
+    """Zeroed in place between steps; Lightning's zero_grad before validation drops a
+    member's .grad, and the next step gives it its view again."""
+    nets = [mlp(seed) for seed in SEEDS]
+    stacked, x = StackedNets(nets), torch.randn(3, 4, 64)
+
+    def step() -> torch.Tensor:
+        stacked.zero_grad()
+        stacked.forward(x, active=[0, 1, 2], train=True).square().sum().backward()
+        stacked.share_grads()
+        return nets[1].head.bias.grad
+
+    first = step().clone()
+    torch.testing.assert_close(step(), first)  # zeroed, not accumulated
+    nets[1].zero_grad(set_to_none=True)
+    again = step()
+    torch.testing.assert_close(again, first)
+    assert again.data_ptr() == stacked.params["head.bias"].grad[1].data_ptr()
 
 
 def test_a_members_own_step_changes_what_the_stacked_call_uses(datamodules):
@@ -202,7 +222,7 @@ def test_members_stepped_as_one_equal_each_stepping_alone(make, fused):
             rows = active.members
             out = stack.forward(x[rows], active=rows, train=True)
             losses.forward(out, y[rows], active=rows).sum().backward()
-            stack.share_grads(rows)
+            stack.share_grads()
             pack.step()
             if stacked and step == 0:  # the stacked step ran, with the kernel asked for
                 assert bool(pack.stacked.stepper.param_groups[0]["fused"]) == fused

@@ -12,17 +12,24 @@ twin, and dropout then draws per member, as under vmap.
 
 That forward code may still depend on the batch being the first dimension (a
 flatten(1), a mean over dim 0): the pack compares the twin with vmap on its first
-evaluation batch and keeps vmap when they differ (StackedNets.forward).
+call and keeps vmap when they differ (StackedNets.forward).
+
+Losses: `loss_twin` gives each member's mean loss from one call over all members' samples,
+for the losses that are means over samples (no class weights: those make it a
+weighted mean per member, left to vmap).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from neuralab.losses import BinaryCrossEntropy, CrossEntropy
 
 # Layers that act on each entry alone: the same on (M, B, ...) as on (B, ...).
 ELEMENTWISE = (
@@ -134,3 +141,36 @@ def _twin_layer(
 _TORCH_LAYERS = {
     cls for cls in vars(nn).values() if isinstance(cls, type) and issubclass(cls, nn.Module)
 } - {nn.Module, nn.Sequential, nn.ModuleList, nn.ModuleDict}
+
+
+Loss = Callable[[Tensor, Tensor], Tensor]
+
+
+def loss_twin(loss: nn.Module) -> Loss | None:
+    """(outputs (M, B, ...), targets (M, B, ...)) -> each member's mean loss (M,) in
+    one call, or None (then vmap runs the loss)."""
+    per_entry = _per_entry(loss)
+    if per_entry is None:
+        return None
+    return lambda out, y: per_entry(out, y).reshape(y.shape[0], -1).mean(1)
+
+
+def _per_entry(loss: nn.Module) -> Loss | None:
+    """The loss unreduced, for losses that are the mean of it (over samples, or over
+    every target entry in regression)."""
+    kind = type(loss)
+    if kind is CrossEntropy and loss.weight is None:
+        smoothing = loss.label_smoothing
+        return lambda out, y: F.cross_entropy(
+            out.flatten(0, 1), y.flatten(), label_smoothing=smoothing, reduction="none"
+        )
+    if kind is BinaryCrossEntropy and loss.pos_weight is None:
+        return lambda out, y: F.binary_cross_entropy_with_logits(
+            out.squeeze(-1), y.to(out.dtype), reduction="none"
+        )
+    if getattr(loss, "reduction", None) != "mean":
+        return None
+    if kind is nn.HuberLoss:
+        return partial(F.huber_loss, reduction="none", delta=loss.delta)
+    plain = {nn.MSELoss: F.mse_loss, nn.L1Loss: F.l1_loss}.get(kind)
+    return None if plain is None else partial(plain, reduction="none")

@@ -156,7 +156,7 @@ class PackedModule(L.LightningModule):
 
     # ----------------------------------------------------------- the members
     def on_after_backward(self) -> None:  # before clipping and the members' steps
-        self.stacked_nets.share_grads(self.active.members)
+        self.stacked_nets.share_grads()
 
     def on_fit_start(self) -> None:
         for member in self.members:

@@ -107,8 +107,7 @@ class PackOptimizer(Optimizer):
         return together
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        # The members' .grad are views of the stacked gradients, set anew after each
-        # backward (StackedNets.share_grads): dropping the stacked ones is enough.
+        # The members' .grad are views of the stacked gradients (StackedNets.share_grads).
         self.nets.zero_grad()
 
     def state_dict(self) -> dict[str, Any]:

@@ -19,12 +19,13 @@ Dropout draws per member (`randomness="different"`): masks differ from a lone ru
 from __future__ import annotations
 
 import copy
+import operator
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from neuralab.pack.batched import twin
+from neuralab.pack.batched import loss_twin, twin
 
 
 def structure(net: nn.Module) -> tuple:
@@ -77,13 +78,16 @@ class StackedNets:
         self._buffers: dict[str, Tensor] = {}  # those of the current call
         self.twin = twin(self.template, lambda: self.last_params, lambda: self._buffers)
         self.checked = self.twin is None
+        # The stacked gradients the members view, and (member parameter, its view).
+        self._sources: list[Tensor | None] = []
+        self._shared: list[tuple[nn.Parameter, Tensor | None]] = []
 
     def _call(self, params: dict, buffers: dict, *inputs: Tensor) -> Tensor:
         return functional_call(self.template, (params, buffers), inputs)
 
     def _run(self, params: dict, buffers: dict, inputs: tuple, train: bool) -> Tensor:
         self.last_params, self._buffers = params, buffers
-        if not self.checked:
+        if self.twin is not None and not self.checked:
             self._check(params, buffers, inputs)
         if self.twin is None:
             self.template.train(train)
@@ -120,26 +124,44 @@ class StackedNets:
                     self.buffers[name].index_copy_(0, rows, stacked)
         return out
 
-    def share_grads(self, active: list[int]) -> None:
-        """Each running member's parameters get their rows of the stacked gradients."""
-        for name, stacked in self.params.items():
-            grad = stacked.grad
-            for member in active:
-                self.members[member][name].grad = None if grad is None else grad[member]
+    def share_grads(self) -> None:
+        """Each member's parameters get their rows of the stacked gradients, as views.
+        `zero_grad` zeroes the stacked gradients in place, so the views stay valid and
+        are made again only when one was dropped (Lightning's zero_grad before
+        validation sets every parameter's .grad to None)."""
+        sources = [p.grad for p in self.params.values()]
+        if (
+            self._shared
+            and all(map(operator.is_, sources, self._sources))
+            and all(view.grad is grad for view, grad in self._shared)
+        ):
+            return
+        self._sources, self._shared = sources, []
+        for row, views in enumerate(self.members):
+            for name, stacked in zip(self.params, sources, strict=True):
+                grad = None if stacked is None else stacked[row]
+                views[name].grad = grad
+                self._shared.append((views[name], grad))
 
     def zero_grad(self) -> None:
+        """Zeroed in place, not dropped: the members' gradient views stay valid (a
+        stopped member's rows stay zero; it is not stepped)."""
         for stacked in self.params.values():
-            stacked.grad = None
+            if stacked.grad is not None:
+                stacked.grad.zero_()
 
 
 class StackedCall:
     """Modules without parameters (the members' losses: their class weights are
-    buffers) as one vectorized call; their buffers are read, never written."""
+    buffers) as one vectorized call; their buffers are read, never written. Losses
+    with a batched twin (pack/batched.py) run as one plain call, once checked."""
 
     def __init__(self, modules: list[nn.Module]):
         self.template = copy.deepcopy(modules[0])
         self.buffers = _stacked(modules, "named_buffers", leaf=False)
         self._vmapped = vmap(self._call)
+        self.twin = loss_twin(self.template)
+        self.checked = self.twin is None
 
     def _call(self, buffers: dict, *inputs: Tensor) -> Tensor:
         return functional_call(self.template, buffers, inputs)
@@ -149,6 +171,14 @@ class StackedCall:
         if buffers and len(active) < len(next(iter(buffers.values()))):
             rows = torch.tensor(active, device=inputs[0].device)
             buffers = {n: b[rows] for n, b in buffers.items()}
+        if not self.checked:
+            self.checked = True
+            with torch.no_grad():
+                expected = self._vmapped(buffers, *inputs)
+                same = torch.allclose(self.twin(*inputs), expected, equal_nan=True)
+            self.twin = self.twin if same else None
+        if self.twin is not None:
+            return self.twin(*inputs)
         return self._vmapped(buffers, *inputs)
 
 
