@@ -24,7 +24,7 @@ from neuralab.runtime.checkpoint_files import find_checkpoint, load_checkpoint, 
 from neuralab.runtime.cli import log, write_json
 from neuralab.runtime.config import defaults_for, register_resolvers
 from neuralab.runtime.devices import machine_devices
-from neuralab.runtime.entry import eval_main
+from neuralab.runtime.entry import eval_cli, eval_main
 from neuralab.runtime.print_config import print_config
 
 register_resolvers()
@@ -73,5 +73,5 @@ def evaluate(cfg: DictConfig) -> float | None:
 main = eval_main
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # as the console script
+    eval_cli()

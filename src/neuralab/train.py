@@ -31,7 +31,7 @@ from neuralab.runtime.cli import log, write_json
 from neuralab.runtime.config import defaults_for, register_resolvers, to_plain
 from neuralab.runtime.devices import machine_devices, place_job
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
-from neuralab.runtime.entry import train_main
+from neuralab.runtime.entry import train_cli, train_main
 from neuralab.runtime.exact_resume import ExactResume, logged_in
 from neuralab.runtime.hparams import flat_hparams
 from neuralab.runtime.hparams_tab import metric_tags, write_hparams
@@ -278,5 +278,5 @@ def _resumed_from(plan: StartPlan) -> dict | None:
 main = train_main
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # as the console script
+    train_cli()

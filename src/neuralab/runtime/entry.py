@@ -12,6 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from neuralab.runtime.config import config_dir, register_resolvers
+from neuralab.runtime.quick_exit import quick_exit
 from neuralab.runtime.run_guard import guarded
 
 register_resolvers()
@@ -41,3 +42,6 @@ train_main = guarded(
 eval_main = guarded(
     hydra.main(config_path=config_dir(), config_name="eval", version_base="1.3")(_evaluate)
 )
+# The console scripts themselves: the same, then out without Python's teardown
+# (runtime/quick_exit.py); in-process callers (tests) call train_main / eval_main.
+train_cli, eval_cli = quick_exit(train_main), quick_exit(eval_main)
