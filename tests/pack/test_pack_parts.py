@@ -195,26 +195,31 @@ def test_the_seeded_build_is_the_same_net_every_time():
 @pytest.mark.parametrize(
     "make",
     [
-        lambda p: torch.optim.Adam(p, lr=1e-2),
-        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
-        lambda p: torch.optim.Adagrad(p, lr=0.1),
+        lambda p, scale: torch.optim.Adam(p, lr=1e-2 * scale),
+        lambda p, scale: torch.optim.SGD(p, lr=0.1 * scale, momentum=0.9, nesterov=True),
+        lambda p, scale: torch.optim.Adagrad(p, lr=0.1 * scale),
     ],
     ids=["adam", "nesterov", "adagrad"],
 )
 @pytest.mark.parametrize("fused", [False, True])
-def test_members_stepped_as_one_equal_each_stepping_alone(make, fused):
-    """PackOptimizer's stacked step (pack/stacked_step.py), then, after a member stops,
-    each member on its own: bit-equal to per-member optimizers throughout; within a
-    few ulps with torch's fused kernel (the pack's default where there is one)."""
+# One group (rows 0-3: fused where asked), or two learning rates in alternate rows
+# (rows 0, 2 and 1, 3: strided views, never fused).
+@pytest.mark.parametrize("scales", [(1, 1, 1, 1), (1, 3, 1, 3)], ids=["one_lr", "two_lrs"])
+def test_members_stepped_as_rows_equal_each_stepping_alone(make, fused, scales):
+    """PackOptimizer's steps over rows (pack/stacked_step.py), then, after a member
+    stops, each member on its own: bit-equal to per-member optimizers throughout;
+    within a few ulps with torch's fused kernel (the pack's default where it applies)."""
+    count = len(scales)
 
     def trained(stacked: bool) -> list[torch.Tensor]:
         torch.manual_seed(0)
-        nets = [MLP(8, 3, hidden_sizes=[16]) for _ in range(3)]
-        stack, losses = StackedNets(nets), StackedCall([CrossEntropy() for _ in range(3)])
-        active = Active(3)
-        pack = PackOptimizer([make(n.parameters()) for n in nets], active, stack)
+        nets = [MLP(8, 3, hidden_sizes=[16]) for _ in range(count)]
+        stack, losses = StackedNets(nets), StackedCall([CrossEntropy() for _ in range(count)])
+        active = Active(count)
+        optimizers = [make(n.parameters(), k) for n, k in zip(nets, scales, strict=True)]
+        pack = PackOptimizer(optimizers, active, stack)
         pack.stacked.released, pack.stacked.fused = not stacked, fused
-        x, y = torch.randn(3, 5, 8), torch.randint(0, 3, (3, 5))
+        x, y = torch.randn(count, 5, 8), torch.randint(0, 3, (count, 5))
         for step in range(6):
             if step == 3:
                 active.stop(1)
@@ -224,12 +229,17 @@ def test_members_stepped_as_one_equal_each_stepping_alone(make, fused):
             losses.forward(out, y[rows], active=rows).sum().backward()
             stack.share_grads()
             pack.step()
-            if stacked and step == 0:  # the stacked step ran, with the kernel asked for
-                assert bool(pack.stacked.stepper.param_groups[0]["fused"]) == fused
+            if stacked and step == 0:  # the row steps ran, with the kernel asked for
+                groups = pack.stacked.groups
+                one_lr = len(set(scales)) == 1
+                expected = [[0, 1, 2, 3]] if one_lr else [[0, 2], [1, 3]]
+                assert [g.members for g in groups] == expected
+                fused_groups = [bool(g.stepper.param_groups[0]["fused"]) for g in groups]
+                assert fused_groups == [fused and len(groups) == 1] * len(groups)
         return [p.detach().clone() for net in nets for p in net.parameters()]
 
     for together, alone in zip(trained(True), trained(False), strict=True):
-        if fused:
+        if fused and len(set(scales)) == 1:
             torch.testing.assert_close(together, alone, atol=1e-6, rtol=0)
         else:
             assert torch.equal(together, alone)

@@ -10,10 +10,11 @@ skipped: their parameters and optimizer states stay as they were. The same holds
 
 Speed: a small net's optimizer step is dozens of tiny tensor ops, each costing more
 in overhead than in arithmetic. Members whose optimizers are of one class with equal
-settings right now (a seed sweep: all of them) are stepped by one optimizer of that
+settings step together: as rows of the stacked parameters while their rows allow it
+(pack/stacked_step.py: a seed sweep, a seed x lr sweep), else by one optimizer of that
 class over all their parameters, with torch's multi-tensor (`foreach`) kernels,
-sharing each parameter's own state dict with the member's optimizer: the same
-arithmetic per parameter (tests/pack compares it with stepping each optimizer).
+sharing each parameter's own state dict with the member's optimizer. Both do the same
+arithmetic per parameter (tests/pack compares them with stepping each optimizer).
 """
 
 from __future__ import annotations
@@ -69,9 +70,8 @@ class PackOptimizer(Optimizer):
         groups: dict[tuple, list[int]] = {}
         for member in self.active.members:
             groups.setdefault(_settings(self.optimizers[member]), []).append(member)
-        (key, members), *others = groups.items()
-        if not others and self.stacked.usable(key[0], members):
-            self.stacked.step()  # all members as one (pack/stacked_step.py)
+        if self.stacked.usable([(key[0], members) for key, members in groups.items()]):
+            self.stacked.step()  # each group as one (pack/stacked_step.py)
             self._stepped(self.active.members)
             return loss
         self.stacked.release()
