@@ -113,14 +113,17 @@ class PackedLaunch:
             if len(started) > 1:
                 log.info("jobs %s run one at a time: %s", sorted(started), reason)
             return {**returns, **{i: self._alone(configs[i]) for i in started}}
+        # Members with one optimizer setting take adjacent rows of the stacked tensors:
+        # each setting's optimizer then steps one contiguous block (pack/stacked_step.py).
+        order = sorted(started, key=lambda i: _step_group(configs[i]))
         with contextlib.ExitStack() as locks:
             for run in started.values():
                 locks.enter_context(holding(run.output_dir))
-            members = fit_pack(list(started.values()))
+            members = dict(zip(order, fit_pack([started[i] for i in order]), strict=True))
         exit_code = None
-        for index, member in zip(started, members, strict=True):
+        for index in started:  # job order: the sweep's results tables follow it
             try:
-                returns[index] = self._end(configs[index], member)
+                returns[index] = self._end(configs[index], members[index])
             except SystemExit as stop:  # interrupted: every member records it first
                 exit_code = stop.code
         if exit_code is not None:
@@ -152,6 +155,14 @@ class PackedLaunch:
 _DIRS = ("hydra.sweep.dir", "hydra.sweep.subdir")
 
 
+def _step_group(config: DictConfig) -> str:
+    """The job's optimizer and schedule settings, as text to sort by."""
+    return repr([_container(config.get(key)) for key in ("optimizer", "scheduler")])
+
+
+def _container(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else node
+
+
 def _scheduler(config: DictConfig) -> Any:
-    scheduler = config.get("scheduler")
-    return OmegaConf.to_container(scheduler, resolve=False) if scheduler else None
+    return _container(config.get("scheduler")) or None
