@@ -19,8 +19,8 @@ from test_results import multirun
 PACKED = "hydra/launcher=packed"
 WEIGHTS_ATOL = 1e-5
 METRICS_ATOL = 1e-4
-# No diagnostics: packed members have none (a documented gap), so the twins' TensorBoard
-# tags can be compared; and they cost time.
+# No diagnostics unless a test compares them (tests/pack/test_diagnostics.py): they
+# cost time.
 QUIET = ["callbacks.diagnostics=null"]
 
 
@@ -41,19 +41,19 @@ def jobs(sweep: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.partition("_")[0]))
 
 
-def packed_sweep(root: Path, *overrides: str) -> Path:
-    return multirun(root, PACKED, *QUIET, *overrides)
+def packed_sweep(root: Path, *overrides: str, quiet: bool = True) -> Path:
+    return multirun(root, PACKED, *(QUIET if quiet else []), *overrides)
 
 
-def basic_sweep(root: Path, *overrides: str) -> Path:
-    return multirun(root, *QUIET, *overrides)
+def basic_sweep(root: Path, *overrides: str, quiet: bool = True) -> Path:
+    return multirun(root, *(QUIET if quiet else []), *overrides)
 
 
-def twins(tmp_path_factory, name: str, *overrides: str) -> Twins:
+def twins(tmp_path_factory, name: str, *overrides: str, quiet: bool = True) -> Twins:
     """The sweep packed (all its jobs one pack: else the comparison proves nothing)
-    and with the basic launcher."""
-    packed = jobs(packed_sweep(tmp_path_factory.mktemp(f"{name}_packed"), *overrides))
-    basic = jobs(basic_sweep(tmp_path_factory.mktemp(f"{name}_basic"), *overrides))
+    and with the basic launcher; `quiet=False`: with the default diagnostics."""
+    packed = jobs(packed_sweep(tmp_path_factory.mktemp(f"{name}_packed"), *overrides, quiet=quiet))
+    basic = jobs(basic_sweep(tmp_path_factory.mktemp(f"{name}_basic"), *overrides, quiet=quiet))
     # A diverged job writes no timing.json, packed or alone; every other one says its pack.
     ended = [job for job in packed if results(job)["status"] != "diverged"]
     assert ended and [packed_members(job) for job in ended] == [len(packed)] * len(ended)

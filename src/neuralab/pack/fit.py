@@ -196,3 +196,5 @@ def _test(pack: PackedModule, members: list[Member], datamodules: list, device: 
         values = {f"test/{k}": float(v) for k, v in metrics.compute(lambda t: t).items()}
         publish(member.trainer, values)
         member.test_metrics = values
+        if member.watch is not None:  # test pictures
+            member.watch.call("on_test_epoch_end")

@@ -13,9 +13,10 @@ callbacks run the hooks they would run in the lone run:
     ... .on_train_end                  when it stops or the pack ends
 So a member's TensorBoard scalars, best.ckpt and last.ckpt (written by its own
 ModelCheckpoint through its own trainer: today's format, its config stamped) and
-early stopping are its lone run's. Callbacks that watch every step (diagnostics,
-the timer, the progress bar, the lone divergence guard) are not driven: the pack
-checks divergence per member itself (pack/module.py).
+early stopping are its lone run's. Its diagnostics, which watch every step, are
+driven step by step (pack/watch.py). The other callbacks that watch every step (the
+timer, the progress bar, the lone divergence guard) are not driven: the pack has its
+own timer and checks divergence per member itself (pack/module.py).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class Member:
         self.stopped = False
         self.outcome: Exception | None = None  # Diverged, when it did
         self.optimization: Optimization | None = None
+        self.watch: Any = None  # its diagnostics (pack/watch.py), if it has any
+
+    def _watch(self, hook: str, *args: Any) -> None:
+        if self.watch is not None:
+            self.watch.call(hook, *args)
 
     # ----------------------------------------------------------------- set-up
     def optimize(self, pack_trainer: L.Trainer) -> Optimization:
@@ -130,6 +136,7 @@ class Member:
         self.follow(loops)
         self.module.metrics["val"].sums = sums.clone()
         self.module.on_validation_epoch_end()
+        self._watch("on_validation_epoch_end")
         for callback in self.driven:
             callback.on_validation_end(self.trainer, self.module)
 
@@ -140,6 +147,7 @@ class Member:
         for callback in self.driven:
             if not isinstance(callback, MONITORING):
                 callback.on_train_epoch_end(trainer, module)
+        self._watch("on_train_epoch_end")
         module.on_train_epoch_end()
         for callback in self.driven:
             if isinstance(callback, MONITORING):
@@ -154,6 +162,7 @@ class Member:
         self.stopped = True
         for callback in self.driven:
             callback.on_train_end(self.trainer, self.module)
+        self._watch("on_train_end")
         self.trainer.state.status = TrainerStatus.FINISHED
 
     def diverge(self, step: int, value: float) -> None:

@@ -21,6 +21,7 @@ from neuralab.metrics import METRICS
 from neuralab.pack.members import Member
 from neuralab.pack.optim import Active, PackOptimizer, PackSchedule
 from neuralab.pack.stacked import StackedCall, StackedNets
+from neuralab.pack.watch import watches
 from neuralab.runtime.chunk_steps import ChunkSteps
 from neuralab.runtime.chunks import batches_of
 from neuralab.runtime.loggers import traced_graph
@@ -77,6 +78,10 @@ class PackedModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
+        if batch_idx == 0 and not self.trainer.sanity_checking:
+            for index in self.active.members:
+                if self.members[index].watch is not None:
+                    self.members[index].watch.first_val_batch(x[index], y[index])
         outputs, losses = self.forward_members(x, y, train=False)
         self._add("val", outputs, y, losses)
 
@@ -161,6 +166,21 @@ class PackedModule(L.LightningModule):
     def on_fit_start(self) -> None:
         for member in self.members:
             member.attach(self.trainer, self._graph)
+        for index, watch in watches(self.members, self.trainer).items():
+            self.members[index].watch = watch
+            watch.call("on_fit_start")
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """The members' diagnostics see their gradients (views: pack/stacked.py)."""
+        for index in self.active.members:
+            member = self.members[index]
+            if member.watch is not None:
+                member.watch.call("on_before_optimizer_step", member.optimization.optimizer)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        for index in self.active.members:
+            if self.members[index].watch is not None:
+                self.members[index].watch.call("on_train_batch_end", outputs, batch, batch_idx)
 
     def _graph(self) -> Any:
         """The members' graph (one structure), traced once, when a logger asks."""
@@ -171,6 +191,9 @@ class PackedModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.chunk.setup(self.trainer)
+        for member in self.members:
+            if member.watch is not None:
+                member.watch.call("on_train_start")
         sums = [m.metrics["train"].sums for m in self.member_modules]
         if any(s is not None for s in sums):  # resumed mid-epoch: the sums so far
             width = next(s for s in sums if s is not None).shape

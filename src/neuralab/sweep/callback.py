@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from neuralab.runtime.run_dirs import read_status
 from neuralab.sweep.naming import sweep_keys
-from neuralab.sweep.results import job_dirs, override_key, write_results
+from neuralab.sweep.results import job_dirs, override_key, read_results, write_results
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def write_hparams_summary(sweep_dir: Path, objective: str | None) -> Path | None
 
     jobs = []
     for job_dir in job_dirs(sweep_dir):
-        results = read_status(job_dir) or {}
+        results = read_results(job_dir)[0]
         if isinstance(results.get("hparams"), dict):
             jobs.append((results["hparams"], results.get("metric_tags") or {}))
     return write_sweep(sweep_dir, sweep_experiment(jobs, objective)) if jobs else None
