@@ -39,9 +39,6 @@ class Experiment:
     curve: str
     smoke: list[str] = field(default_factory=list)
     axes: list[str] = field(default_factory=list)  # swept keys, seed excluded, file order
-    # Packed sweeps (docs/SWEEPS.md) give their jobs no per-step diagnostics: an
-    # experiment that reads them (it keeps callbacks.diagnostics) runs job by job.
-    packed: bool = False
 
     @property
     def command(self) -> str:
@@ -83,8 +80,6 @@ def from_dict(name: str, config: dict) -> Experiment:
         curve=_text(name, report, "curve"),
         smoke=_names(name, report, "smoke", required=False),
         axes=[str(k).lstrip("+~") for k in params if str(k).lstrip("+~") != SEED_KEY],
-        packed="diagnostics" in (config.get("callbacks") or {})
-        and (config.get("callbacks") or {})["diagnostics"] is None,
     )
 
 

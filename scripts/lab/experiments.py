@@ -60,9 +60,8 @@ def run_one(exp: Experiment, logs: Path, smoke: bool) -> int:
         shutil.rmtree(sweep_dir)
     logs.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "neuralab.train", "-m", f"experiment={exp.name}"]
-    # Jobs that differ only in seed, optimizer, init, ... train as one packed fit
-    # (docs/SWEEPS.md "Packed sweeps"); the others one at a time, as before.
-    cmd += ["hydra/launcher=packed"] if exp.packed else []
+    # The default launcher packs the jobs that differ only in seed, optimizer, init, ...
+    # into one vectorized fit (docs/SWEEPS.md "Packed sweeps").
     cmd += [f"hydra.sweep.dir={sweep_dir.resolve()}", *QUIET, *(exp.smoke if smoke else [])]
     # One torch thread: these nets are tiny, and two threads' OpenMP hand-offs made them
     # ~4x slower on a 2-core machine shared with other work (measured). A value the

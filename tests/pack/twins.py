@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from test_results import multirun
 
-PACKED = "hydra/launcher=packed"
+PACKED, BASIC = "hydra/launcher=packed", "hydra/launcher=basic"
 WEIGHTS_ATOL = 1e-5
 METRICS_ATOL = 1e-4
 # No diagnostics unless a test compares them (tests/pack/test_diagnostics.py): they
@@ -46,7 +46,7 @@ def packed_sweep(root: Path, *overrides: str, quiet: bool = True) -> Path:
 
 
 def basic_sweep(root: Path, *overrides: str, quiet: bool = True) -> Path:
-    return multirun(root, *(QUIET if quiet else []), *overrides)
+    return multirun(root, BASIC, *(QUIET if quiet else []), *overrides)
 
 
 def twins(tmp_path_factory, name: str, *overrides: str, quiet: bool = True) -> Twins:
