@@ -14,6 +14,7 @@ TRAIN = str(Path(sys.executable).parent / "neuralab-train")
 
 PROBE = """
 import atexit, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from neuralab.runtime.quick_exit import quick_exit
 
@@ -24,6 +25,7 @@ def late():
 def main():
     atexit.register(lambda: Path("atexit.txt").write_text("ran"))
     threading.Thread(target=late).start()
+    ThreadPoolExecutor(1).submit(time.sleep, 0.1)  # never shut down: the exit stops it
     sys.stdout.write("unflushed output")
     sys.exit(CODE)
 
