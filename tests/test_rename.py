@@ -74,7 +74,7 @@ def test_no_trace_of_the_old_name_is_left(renamed):
     assert not left, left
     pyproject = (renamed / "pyproject.toml").read_text()
     assert f'name = "{NEW}"' in pyproject
-    assert f'{DASHED}-train = "{NEW}.runtime.entry:train_main"' in pyproject  # dashes
+    assert f'{DASHED}-train = "{NEW}.runtime.entry:train_cli"' in pyproject  # dashes
     assert f'"{NEW}[sweeps]"' in pyproject  # the dev extra's self-reference
     assert f"{NEW.upper()}_ROOT" in (renamed / "conf" / "paths" / "default.yaml").read_text()
 

@@ -25,7 +25,7 @@ def compositions(run_cli, monkeypatch, *overrides: str) -> int:
 
 
 def test_a_packed_seed_sweep_composes_one_job_config(run_cli, monkeypatch):
-    basic = compositions(run_cli, monkeypatch)
+    basic = compositions(run_cli, monkeypatch, "hydra/launcher=basic")
     packed = compositions(run_cli, monkeypatch, "hydra/launcher=packed")
     # basic composes each of the 4 jobs twice (the sweeper's check, the launch); packed
     # composes the first job's config only. Both: the command's config, the defaults.

@@ -89,3 +89,15 @@ def test_each_net_packs_apart_and_unpackable_jobs_run_alone(run_cli, monkeypatch
     assert [results(job)["status"] for job in jobs] == ["ok"] * 6
     assert [results(job)["epochs"] for job in jobs] == [1] * 6
     assert [packed_members(job) for job in jobs] == [2, 2, 2, 2, None, None]
+
+
+def test_jobs_with_a_callback_the_pack_would_not_run_train_alone(run_cli):
+    """A callback of the user's own (here Lightning's LearningRateMonitor) runs in a
+    lone run only: such jobs are not packed, and the callback does its work."""
+    monitor = "+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor"
+    run = run_cli("train", "-m", *QUIET, monitor, "seed=1,2", "trainer.max_epochs=1")
+    assert run.code == 0, run.out
+    assert "a pack would not run their callbacks LearningRateMonitor" in run.out
+    jobs = run.run_dirs()
+    assert [packed_members(job) for job in jobs] == [None, None]
+    assert [results(job)["status"] for job in jobs] == ["ok", "ok"]

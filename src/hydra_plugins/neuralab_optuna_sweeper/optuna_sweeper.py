@@ -23,6 +23,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.neuralab_launchers.packed import PackedLauncher
+
 
 class OptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
@@ -64,8 +66,10 @@ class OptunaSweeper(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # resume=true looks for it
         study = open_study(self.settings, self.settings["study_name"])
         search = Search(study, space, self.settings, sweep_dir, monitor.get("metric"))
-        # Pruning hands each trial to its job in this process: the basic launcher only.
-        return search.run(self._launch, in_process=isinstance(self.launcher, BasicLauncher))
+        # Pruning hands each trial to its job in this process: the basic launcher, and the
+        # packed one (whose lone jobs are pruned; inside a pack the pruner is not asked).
+        in_process = isinstance(self.launcher, BasicLauncher | PackedLauncher)
+        return search.run(self._launch, in_process=in_process)
 
     def _launch(self, overrides: list[list[str]], first_job_num: int) -> list[JobReturn]:
         return list(self.launcher.launch(overrides, initial_job_idx=first_job_num))

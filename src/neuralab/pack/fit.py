@@ -24,7 +24,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from neuralab.metrics import EpochMetrics
 from neuralab.pack.data import pack_loader, unequal_splits
-from neuralab.pack.members import Member
+from neuralab.pack.members import Member, undriven
 from neuralab.pack.module import PackedModule
 from neuralab.pack.stacked import unstackable
 from neuralab.pack.survival import PackStop, pack_checkpoint, restore
@@ -54,6 +54,9 @@ def why_not(runs: list[Any]) -> str | None:
         return "trainer.accumulate_grad_batches is not 1"
     if len({r.plan.step for r in runs}) > 1:
         return "their checkpoints (resume) are at different steps"
+    callbacks = sorted({name for r in runs for name in undriven(r.trainer)})
+    if callbacks:
+        return f"a pack would not run their callbacks {', '.join(callbacks)}"
     return unstackable([r.module.net for r in runs]) or unequal_splits([r.datamodule for r in runs])
 
 

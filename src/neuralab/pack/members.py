@@ -27,22 +27,47 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, ModelSummary
+from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor
 
-from neuralab.runtime.divergence import Diverged
+from neuralab.diagnostics import Diagnostics
+from neuralab.runtime.divergence import Diverged, DivergenceGuard
 from neuralab.runtime.exact_resume import ExactResume
 from neuralab.runtime.lightning_internals import draws_graph, logged_hparams
 from neuralab.runtime.loggers import write_graph
 from neuralab.runtime.run_record import RunRecord
-from neuralab.runtime.signals import RunInterrupted
+from neuralab.runtime.signals import GracefulStop, RunInterrupted
+from neuralab.runtime.timing import RunTimer
+from neuralab.sweep.optuna_pruning import OptunaPruning
 
 # The member callbacks the pack drives, and those that only need `setup` (state).
 DRIVEN = (RunRecord, EarlyStopping, Checkpoint)
 MONITORING = (EarlyStopping, Checkpoint)  # Lightning runs their epoch-end hooks last
+# Every callback a member may have: driven, watched step by step (pack/watch.py),
+# shown once at fit start (the model summary), or whose work the pack does itself (its
+# timer, epoch lines, per-member divergence check and signal stop; Optuna's pruner is
+# not consulted in a pack). A job with any other callback -- a forker's own, which the
+# pack would not run -- trains alone (pack/fit.py `why_not`).
+KNOWN = (
+    *DRIVEN,
+    ExactResume,
+    Diagnostics,
+    ModelSummary,
+    RunTimer,
+    ProgressBar,
+    DivergenceGuard,
+    GracefulStop,
+    OptunaPruning,
+)
+
+
+def undriven(trainer: L.Trainer) -> list[str]:
+    """The names of the trainer's callbacks a pack would not run."""
+    return [type(cb).__name__ for cb in trainer.callbacks if not isinstance(cb, KNOWN)]
 
 
 @dataclass
@@ -96,6 +121,7 @@ class Member:
     def attach(self, pack_trainer: L.Trainer, graph: Callable[[], Any]) -> None:
         """The member's trainer as its lone run's at fit start (its fit never runs)."""
         trainer, module, parts = self.trainer, self.module, self.optimization
+        self._summary()
         trainer.strategy.connect(module)
         module.trainer = trainer
         trainer.state.fn, trainer.state.status = TrainerFn.FITTING, TrainerStatus.RUNNING
@@ -114,6 +140,7 @@ class Member:
         for callback in trainer.callbacks:
             if isinstance(callback, (*DRIVEN, ExactResume)):
                 callback.setup(trainer, module, "fit")
+
         for callback in self.driven:
             callback.on_train_start(trainer, module)
         hparams = logged_hparams(module)
@@ -122,6 +149,14 @@ class Member:
                 logger.log_hyperparams(hparams)
             if draws_graph(logger):
                 write_graph(logger.experiment, graph())
+
+    def _summary(self) -> None:
+        """The model summary, as its lone run prints it at fit start (the sweep's first
+        job has it); its example forward runs without a trainer's batch hooks."""
+        self.module.trainer = None
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, ModelSummary):
+                callback.on_fit_start(self.trainer, self.module)
 
     # ---------------------------------------------------------------- driving
     def follow(self, loops: dict) -> None:
