@@ -32,6 +32,7 @@ from hydra.core.global_hydra import GlobalHydra
 from neuralab.runtime.config import config_dir
 
 MNIST_SIZED = ["data=synthetic", "model.hidden_sizes=[256,128]"]
+NO_DIAGNOSTICS = "callbacks.diagnostics=null"
 # name -> (fixed overrides, swept values, epochs): seeds of the default config, seeds x
 # learning rates of it, and seeds of the MNIST-sized MLP (benchmark.py's workloads).
 SEEDS_16 = [str(s) for s in range(1, 17)]
@@ -43,6 +44,8 @@ SWEEPS = {
         20,
     ),
     "mnist_sized_seeds": (MNIST_SIZED, {"seed": SEEDS_16}, 3),
+    # (a) without the diagnostics (which every job of the others writes, packed or not)
+    "default_seeds_no_diagnostics": (["data=digits", NO_DIAGNOSTICS], {"seed": SEEDS_16}, 20),
 }
 TINY_MNIST = [*MNIST_SIZED, "data.params.n_samples=2000", "data.params.n_test=200"]
 TINY_SWEEPS = {
@@ -53,6 +56,7 @@ TINY_SWEEPS = {
         2,
     ),
     "mnist_sized_seeds": (TINY_MNIST, {"seed": ["1", "2"]}, 2),
+    "default_seeds_no_diagnostics": (["data=digits", NO_DIAGNOSTICS], {"seed": ["1", "2"]}, 2),
 }
 # Every job runs all its epochs, as the plain loop does.
 FIXED = ["++callbacks.early_stopping=null"]
