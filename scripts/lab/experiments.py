@@ -50,10 +50,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "EXPERIMENTS.md")
     parser.add_argument("--notes", type=Path, help="notes checks JSON (default: <logs>/...)")
     parser.add_argument("--allow-missing", action="store_true", help="exit 0 if some not run")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="an override added to every sweep (repeatable), e.g. hydra/launcher=basic",
+    )
     return parser.parse_args(argv)
 
 
-def run_one(exp: Experiment, logs: Path, smoke: bool) -> int:
+def run_one(exp: Experiment, logs: Path, smoke: bool, extra: list[str]) -> int:
     """One experiment's sweep in a fresh process; prints one line; returns its exit status."""
     sweep_dir, log = logs / exp.name, logs / f"{exp.name}.log"
     if sweep_dir.exists():  # a stale grid's job dirs would mix into the new table
@@ -63,6 +69,7 @@ def run_one(exp: Experiment, logs: Path, smoke: bool) -> int:
     # The default launcher packs the jobs that differ only in seed, optimizer, init, ...
     # into one vectorized fit (docs/SWEEPS.md "Packed sweeps").
     cmd += [f"hydra.sweep.dir={sweep_dir.resolve()}", *QUIET, *(exp.smoke if smoke else [])]
+    cmd += extra
     # One torch thread: these nets are tiny, and two threads' OpenMP hand-offs made them
     # ~4x slower on a 2-core machine shared with other work (measured). A value the
     # caller set wins.
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         logs = logs_dir(args)
         code = 0
         if args.action in ("run", "all"):
-            codes = [run_one(exp, logs, args.smoke) for exp in experiments]
+            codes = [run_one(exp, logs, args.smoke, args.override) for exp in experiments]
             code = max(codes, default=0)
         if args.action == "all":
             code = max(code, run_notes(args.notes or logs / NOTES_JSON))

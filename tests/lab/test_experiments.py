@@ -184,3 +184,19 @@ def test_cli_refuses_unknown_names_and_missing_runs(tmp_path, capsys):
     assert experiments.main(args) == 1
     assert experiments.main([*args, "--allow-missing"]) == 0
     assert "**Not run yet**" in (tmp_path / "E.md").read_text()
+
+
+def test_run_adds_each_override_to_every_sweep(tmp_path, monkeypatch):
+    """`run --override hydra/launcher=basic`: the experiments job by job, to compare."""
+    commands = []
+
+    def fake_run(cmd, **kwargs):
+        commands.append(cmd)
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(experiments.subprocess, "run", fake_run)
+    names = experiment_spec.reported_names()[:2]
+    args = ["run", *names, "--logs", str(tmp_path), "--override", "hydra/launcher=basic"]
+    assert experiments.main(args) == 0
+    assert len(commands) == 2
+    assert all(cmd[-1] == "hydra/launcher=basic" for cmd in commands), commands
