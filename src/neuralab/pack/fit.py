@@ -199,5 +199,4 @@ def _test(pack: PackedModule, members: list[Member], datamodules: list, device: 
         values = {f"test/{k}": float(v) for k, v in metrics.compute(lambda t: t).items()}
         publish(member.trainer, values)
         member.test_metrics = values
-        if member.watch is not None:  # test pictures
-            member.watch.call("on_test_epoch_end")
+        member.watched("on_test_epoch_end")  # its test pictures

@@ -94,7 +94,8 @@ class Member:
         self.optimization: Optimization | None = None
         self.watch: Any = None  # its diagnostics (pack/watch.py), if it has any
 
-    def _watch(self, hook: str, *args: Any) -> None:
+    def watched(self, hook: str, *args: Any) -> None:
+        """Its diagnostics' `hook` (pack/watch.py), if it has diagnostics."""
         if self.watch is not None:
             self.watch.call(hook, *args)
 
@@ -171,7 +172,7 @@ class Member:
         self.follow(loops)
         self.module.metrics["val"].sums = sums.clone()
         self.module.on_validation_epoch_end()
-        self._watch("on_validation_epoch_end")
+        self.watched("on_validation_epoch_end")
         for callback in self.driven:
             callback.on_validation_end(self.trainer, self.module)
 
@@ -182,7 +183,7 @@ class Member:
         for callback in self.driven:
             if not isinstance(callback, MONITORING):
                 callback.on_train_epoch_end(trainer, module)
-        self._watch("on_train_epoch_end")
+        self.watched("on_train_epoch_end")
         module.on_train_epoch_end()
         for callback in self.driven:
             if isinstance(callback, MONITORING):
@@ -197,7 +198,7 @@ class Member:
         self.stopped = True
         for callback in self.driven:
             callback.on_train_end(self.trainer, self.module)
-        self._watch("on_train_end")
+        self.watched("on_train_end")
         self.trainer.state.status = TrainerStatus.FINISHED
 
     def diverge(self, step: int, value: float) -> None:

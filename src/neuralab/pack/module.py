@@ -168,19 +168,21 @@ class PackedModule(L.LightningModule):
             member.attach(self.trainer, self._graph)
         for index, watch in watches(self.members, self.trainer).items():
             self.members[index].watch = watch
-            watch.call("on_fit_start")
+        self._watched("on_fit_start")
+
+    def _watched(self, hook: str, *args: Any) -> None:
+        """The running members' diagnostics (pack/watch.py)."""
+        for index in self.active.members:
+            self.members[index].watched(hook, *args)
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
         """The members' diagnostics see their gradients (views: pack/stacked.py)."""
         for index in self.active.members:
             member = self.members[index]
-            if member.watch is not None:
-                member.watch.call("on_before_optimizer_step", member.optimization.optimizer)
+            member.watched("on_before_optimizer_step", member.optimization.optimizer)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        for index in self.active.members:
-            if self.members[index].watch is not None:
-                self.members[index].watch.call("on_train_batch_end", outputs, batch, batch_idx)
+        self._watched("on_train_batch_end", outputs, batch, batch_idx)
 
     def _graph(self) -> Any:
         """The members' graph (one structure), traced once, when a logger asks."""
@@ -191,9 +193,7 @@ class PackedModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.chunk.setup(self.trainer)
-        for member in self.members:
-            if member.watch is not None:
-                member.watch.call("on_train_start")
+        self._watched("on_train_start")
         sums = [m.metrics["train"].sums for m in self.member_modules]
         if any(s is not None for s in sums):  # resumed mid-epoch: the sums so far
             width = next(s for s in sums if s is not None).shape
