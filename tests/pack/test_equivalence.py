@@ -103,6 +103,21 @@ def test_after_five_epochs_members_have_their_lone_runs_results(five_epochs):
         assert results(packed)["epochs"] == 5
 
 
+def test_a_seed_by_lr_sweep_steps_each_lr_as_one_block_and_equals_its_lone_runs(
+    tmp_path_factory,
+):
+    """Job order interleaves the learning rates (seed 1 lr a, seed 1 lr b, ...); the pack
+    puts each lr's members in adjacent rows (one fused step per lr) and every job still
+    gets its own results."""
+    pair = twins(
+        tmp_path_factory, "seed_by_lr", "seed=1,2", "optimizer.lr=1e-3,1e-2", "trainer.max_epochs=2"
+    )
+    assert [job.name for job in pair.packed] == [job.name for job in pair.basic]
+    for packed, basic in pair.pairs:
+        assert_same_training(packed, basic)
+    assert results(pair.packed[0])["metrics"] != results(pair.packed[1])["metrics"]
+
+
 def test_a_members_training_does_not_depend_on_its_pack(one_epoch, pack_of_eight):
     """seeds 1-3 in a pack of 3 and in a pack of 8."""
     assert [packed_members(job) for job in pack_of_eight] == [8] * 8
