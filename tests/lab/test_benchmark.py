@@ -102,7 +102,12 @@ def test_tiny_sweeps_write_their_doc_section(tmp_path, monkeypatch):
 
     report = json.loads(out.read_text())
     assert "workloads" not in report and "multirun" not in report  # --sweeps: only them
-    assert set(report["sweeps"]) == {"default_seeds", "default_seeds_x_lr", "mnist_sized_seeds"}
+    assert set(report["sweeps"]) == {
+        "default_seeds",
+        "default_seeds_x_lr",
+        "mnist_sized_seeds",
+        "default_seeds_no_diagnostics",
+    }
     assert report["sweeps"]["default_seeds_x_lr"]["jobs"] == 4
     for sweep in report["sweeps"].values():
         basic = sweep["basic"]
