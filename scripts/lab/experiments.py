@@ -1,12 +1,13 @@
 """Run the experiments of conf/experiment/ and write docs/EXPERIMENTS.md from their results.
 
-    python scripts/lab/experiments.py run [NAMES...] [--smoke] [--logs DIR]
+    python scripts/lab/experiments.py run [NAMES...] [--smoke] [--logs DIR] [--jobs N]
     python scripts/lab/experiments.py report [NAMES...] [--logs logs/experiments]
                                          [--out docs/EXPERIMENTS.md] [--allow-missing]
     python scripts/lab/experiments.py all [NAMES...]   # run + notes checks + report
 
 `run` launches `neuralab-train -m experiment=<name> hydra.sweep.dir=<logs>/<name>` per
-experiment (its output in <logs>/<name>.log) and prints one line each; `--smoke` adds the
+experiment (its output in <logs>/<name>.log), `--jobs` of them at a time (default: one per
+CPU core, each sweep on one torch thread), and prints one line as each ends; `--smoke` adds the
 experiment's report.smoke overrides (a seconds-long sweep) and, unless --logs is given,
 writes under a fresh temp dir. `report` reads the sweep dirs and writes the doc and
 docs/figures/<name>.png; an experiment not run yet gets a section saying so, and the
@@ -17,6 +18,7 @@ report: block; an unknown name is refused with the allowed ones (exit 2).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -50,6 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "EXPERIMENTS.md")
     parser.add_argument("--notes", type=Path, help="notes checks JSON (default: <logs>/...)")
     parser.add_argument("--allow-missing", action="store_true", help="exit 0 if some not run")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="sweeps run at once, one torch thread each (default: the CPU cores)",
+    )
     parser.add_argument(
         "--override",
         action="append",
@@ -89,6 +97,14 @@ def run_one(exp: Experiment, logs: Path, smoke: bool, extra: list[str]) -> int:
     return code
 
 
+def run_all(experiments: list[Experiment], logs: Path, args: argparse.Namespace) -> int:
+    """Every experiment's sweep, `args.jobs` at a time: the sweeps are independent
+    processes of one torch thread each, so on N cores N of them run side by side."""
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        runs = [pool.submit(run_one, e, logs, args.smoke, args.override) for e in experiments]
+        return max((run.result() for run in runs), default=0)
+
+
 def run_notes(notes: Path) -> int:
     if not NOTES_SCRIPT.is_file():
         print(f"notes checks: {NOTES_SCRIPT} not found, section left unmeasured")
@@ -120,12 +136,13 @@ def report(experiments: list[Experiment], args: argparse.Namespace, logs: Path) 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.jobs < 1:
+            raise ConfigError("--jobs", args.jobs, "an integer >= 1")
         experiments = experiment_spec.load_all(args.names)
         logs = logs_dir(args)
         code = 0
         if args.action in ("run", "all"):
-            codes = [run_one(exp, logs, args.smoke, args.override) for exp in experiments]
-            code = max(codes, default=0)
+            code = run_all(experiments, logs, args)
         if args.action == "all":
             code = max(code, run_notes(args.notes or logs / NOTES_JSON))
         if args.action in ("report", "all"):

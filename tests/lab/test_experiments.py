@@ -11,6 +11,7 @@ import json
 import statistics
 import struct
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,21 @@ def test_run_adds_each_override_to_every_sweep(tmp_path, monkeypatch):
     assert experiments.main(args) == 0
     assert len(commands) == 2
     assert all(cmd[-1] == "hydra/launcher=basic" for cmd in commands), commands
+
+
+def test_run_takes_jobs_sweeps_at_once_and_refuses_fewer_than_one(tmp_path, monkeypatch, capsys):
+    """`--jobs 2`: two sweeps run side by side (each waits here for the other)."""
+    both_running = threading.Barrier(2, timeout=30)
+
+    def fake_run(cmd, **kwargs):
+        both_running.wait()  # breaks (and fails the run) if the sweeps ran one by one
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(experiments.subprocess, "run", fake_run)
+    names = experiment_spec.reported_names()[:2]
+    assert experiments.main(["run", *names, "--logs", str(tmp_path), "--jobs", "2"]) == 0
+    logs = tmp_path / "never"
+    assert experiments.main(["run", *names, "--logs", str(logs), "--jobs", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--jobs" in err and "0" in err
+    assert not logs.exists()
