@@ -44,6 +44,7 @@ def schedule(name: str) -> dict | None:
         "~callbacks.early_stopping",
         "callbacks.model_checkpoint.save_top_k=2",
         "+callbacks.early_stopping.verbose=true",
+        "model.dropout=0.3",
     ],
 )
 def test_a_members_own_settings_are_packable(override):

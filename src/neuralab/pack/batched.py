@@ -8,7 +8,9 @@ the net with each Linear / BatchNorm1d / LayerNorm replaced by a layer that read
 members' stacked parameters (M, ...) and takes inputs (M, B, ...): one batched matrix
 product per Linear. The net's own forward code (blocks, residual sums) runs unchanged
 on the extra leading dimension; elementwise layers (activations, dropout) need no
-twin, and dropout then draws per member, as under vmap.
+twin, and dropout then draws per member, as under vmap. Where the members' dropout
+rates differ, `BatchedDropout` gives each member its own rate (vmap cannot: it runs
+one copy of the net, one rate).
 
 That forward code may still depend on the batch being the first dimension (a
 flatten(1), a mean over dim 0): the pack compares the twin with vmap on its first
@@ -107,11 +109,37 @@ class BatchedLayerNorm(nn.Module):
         return out if bias is None else out + bias.unsqueeze(1)
 
 
-def twin(net: nn.Module, params: Tensors, buffers: Tensors) -> nn.Module | None:
-    """A copy of `net` with batched layers, or None when a layer has no batched twin."""
+class BatchedDropout(nn.Module):
+    """nn.Dropout at each member's own rate p_m (an nn.Identity member: p_m = 0): in
+    training, each entry of member m's rows is kept with probability 1 - p_m and scaled
+    by 1 / (1 - p_m); p_m = 0 leaves the rows exactly as they are. Eval: identity."""
+
+    def __init__(self, name: str, rates: Tensors):
+        super().__init__()
+        self.name, self.rates = name, rates
+
+    def forward(self, x: Tensor) -> Tensor:  # (M, B, ...)
+        if not self.training:
+            return x
+        rates = self.rates()[self.name].to(x.dtype)  # (M,) of the current call's members
+        keep = (1 - rates).view(-1, *[1] * (x.ndim - 1))
+        # rand in [0, 1): always below keep = 1, so the scale is exactly 1 there.
+        return x * ((torch.rand_like(x) < keep) / keep)
+
+
+def twin(
+    net: nn.Module, params: Tensors, buffers: Tensors, rates: Tensors | None = None
+) -> nn.Module | None:
+    """A copy of `net` with batched layers, or None when a layer has no batched twin.
+    `rates`: the dropout rates (M,) of the current call's members by module name; its
+    names (read now) become BatchedDropout layers."""
     copied = copy.deepcopy(net)
+    slots = set(rates()) if rates is not None else set()
     for name, module in list(copied.named_modules()):
-        replacement = _twin_layer(module, f"{name}." if name else "", params, buffers)
+        if name in slots:
+            replacement = BatchedDropout(name, rates)
+        else:
+            replacement = _twin_layer(module, f"{name}." if name else "", params, buffers)
         if replacement is None:
             return None
         if replacement is not module:

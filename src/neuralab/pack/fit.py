@@ -57,7 +57,10 @@ def why_not(runs: list[Any]) -> str | None:
     callbacks = sorted({name for r in runs for name in undriven(r.trainer)})
     if callbacks:
         return f"a pack would not run their callbacks {', '.join(callbacks)}"
-    return unstackable([r.module.net for r in runs]) or unequal_splits([r.datamodule for r in runs])
+    # An input to check a batched twin with before the fit, where only a twin will do.
+    example = getattr(runs[0].module, "example_input_array", None)
+    nets = [r.module.net for r in runs]
+    return unstackable(nets, example) or unequal_splits([r.datamodule for r in runs])
 
 
 class PackData(L.LightningDataModule):

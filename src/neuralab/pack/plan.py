@@ -7,12 +7,14 @@ Packable (each member keeps its own):
     and class (not its presence, interval, monitor or whether it is a plateau
     schedule: Lightning steps all members' schedules at the same points),
     module.l1_penalty / l2_penalty, trainer.gradient_clip_val / _algorithm,
-    loss.class_weights, and the early-stopping and checkpoint settings (each member
-    has its own callbacks).
-Everything else (net, data, batch size, epochs, precision, devices, the module class)
-must be equal: jobs that differ there go to different packs. A pack is then checked
-once built (neuralab/pack/fit.py): nets of the same structure, a module that declares
-`packable = True`.
+    loss.class_weights, the early-stopping and checkpoint settings (each member
+    has its own callbacks), and model.dropout (each member draws its own masks at its
+    own rate, through the batched twins of its net's layers: pack/batched.py).
+Everything else (the rest of the net, data, batch size, epochs, precision, devices, the
+module class) must be equal: jobs that differ there go to different packs. A pack is
+then checked once built (neuralab/pack/fit.py): nets of the same structure, a module
+that declares `packable = True`, and for differing dropout rates a net whose layers all
+have batched twins.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ PACKABLE_KEYS = (
     "loss.class_weights",
     "callbacks.early_stopping",
     "callbacks.model_checkpoint",
+    "model.dropout",
 )
 
 
