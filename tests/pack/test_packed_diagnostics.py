@@ -65,3 +65,15 @@ def test_pictures_include_the_decision_boundary_and_the_test_split(pair):
         images = diagnostics(load(packed), "images")
         assert any("decision_boundary" in t for t in images), images
         assert any(t.endswith("test/confusion_matrix") for t in images), images
+
+
+def test_confusion_matrices_are_the_lone_runs_pictures(pair):
+    """Drawn from the pack's one forward of all members (pack/watch.py): the same
+    predictions, so the same picture, byte for byte."""
+    for packed, basic in pair.pairs:
+        ep, eb = load(packed), load(basic)
+        tags = [t for t in diagnostics(eb, "images") if t.endswith("confusion_matrix")]
+        assert len(tags) == 2, tags  # val and test
+        for tag in tags:
+            got = [e.encoded_image_string for e in ep.Images(tag)]
+            assert got == [e.encoded_image_string for e in eb.Images(tag)], (packed.name, tag)

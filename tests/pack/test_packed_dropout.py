@@ -11,6 +11,7 @@ import copy
 
 import pytest
 import torch
+from test_tensorboard import load
 from torch import nn
 from twins import (
     assert_same_training,
@@ -150,3 +151,6 @@ def test_a_dropout_sweep_packs_and_its_p0_member_equals_its_lone_run(tmp_path_fa
     assert [results(job)["status"] for job in packed] == ["ok", "ok"]
     assert_same_training(packed[0], basic)
     assert weight_diff(packed[1], packed[0]) > 1e-3  # same seed and data: dropout's doing
+    # Each member's TensorBoard graph is its own net's: dropout ops only at p=0.5.
+    ops = [{node.op for node in load(job).Graph().node} for job in packed]
+    assert [any("dropout" in op for op in job_ops) for job_ops in ops] == [False, True], ops

@@ -62,10 +62,12 @@ def batch_stats(module: nn.Module, y: Tensor) -> dict[str, Tensor]:
 
 
 class ActivationProbe:
-    """Hooks every activation for one forward pass; `stats` then holds tag -> 0-d tensor."""
+    """Hooks every activation for one forward pass; `stats` then holds tag -> 0-d tensor.
+    With `members`, the net runs M stacked nets on inputs (M, B, ...) (a packed fit):
+    each statistic is then (M,), each member's computed on its own rows as above."""
 
-    def __init__(self, net: nn.Module):
-        self.layers = named_activations(net)
+    def __init__(self, net: nn.Module, members: bool = False):
+        self.layers, self.members = named_activations(net), members
         self.stats: dict[str, Tensor] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
@@ -86,7 +88,9 @@ class ActivationProbe:
 
     def _hook(self, tag: str) -> Callable[[nn.Module, tuple, Tensor], None]:
         def record(module: nn.Module, inputs: tuple, output: Tensor) -> None:
-            for kind, value in batch_stats(module, output).items():
-                self.stats[f"{kind}/{tag}"] = value
+            rows = [batch_stats(module, y) for y in (output if self.members else [output])]
+            for kind, value in rows[0].items():
+                stacked = torch.stack([row[kind] for row in rows]) if self.members else value
+                self.stats[f"{kind}/{tag}"] = stacked
 
         return record

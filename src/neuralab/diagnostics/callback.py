@@ -84,6 +84,9 @@ class Diagnostics(Callback):
         self._norm_step = 0
         self._buffer: list[tuple[int, Tensor]] = []  # (step, (3, L) norms) until epoch end
         self._hist_epoch = self._image_step = self._hist_step = -1
+        # net(x) for the pictures: (net, x (N, F), device) -> (N, K) on the CPU. A packed
+        # fit gives each member's from one forward of all members (pack/watch.py).
+        self.predict = predict
 
     # ------------------------------------------------------------ lifecycle
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -181,6 +184,13 @@ class Diagnostics(Callback):
         if self._acts is not None:
             self._acts.detach()
 
+    def record_activations(self, trainer: L.Trainer, stats: dict[str, Tensor]) -> None:
+        """The first validation batch's activation statistics, measured for this net
+        elsewhere (a packed fit measures all members in one forward): as if this
+        callback's own hooks had measured them."""
+        if self._acts is not None and _watching(trainer):
+            self._acts.stats = dict(stats)
+
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not _watching(trainer):
             return
@@ -220,7 +230,7 @@ class Diagnostics(Callback):
         net, device = _net(pl_module), pl_module.device
         step = _epoch_step(trainer) if stage == "val" else trainer.global_step
         x, y = splits[stage]  # x (N, F); y (N,) classes or (N, T) targets
-        outputs = predict(net, x, device)
+        outputs = self.predict(net, x, device)
         if getattr(datamodule, "task", CLASSIFICATION) == CLASSIFICATION:
             images = {
                 f"{stage}/confusion_matrix": confusion_matrix_image(

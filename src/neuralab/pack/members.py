@@ -119,7 +119,7 @@ class Member:
             )
         return self.optimization
 
-    def attach(self, pack_trainer: L.Trainer, graph: Callable[[], Any]) -> None:
+    def attach(self, pack_trainer: L.Trainer, graph: Callable[[Any], Any]) -> None:
         """The member's trainer as its lone run's at fit start (its fit never runs)."""
         trainer, module, parts = self.trainer, self.module, self.optimization
         self._summary()
@@ -149,7 +149,7 @@ class Member:
             if hparams is not None:
                 logger.log_hyperparams(hparams)
             if draws_graph(logger):
-                write_graph(logger.experiment, graph())
+                write_graph(logger.experiment, graph(module))
 
     def _summary(self) -> None:
         """The model summary, as its lone run prints it at fit start (the sweep's first

@@ -21,7 +21,7 @@ from neuralab.metrics import METRICS
 from neuralab.pack.members import Member
 from neuralab.pack.optim import Active, PackOptimizer, PackSchedule
 from neuralab.pack.stacked import StackedCall, StackedNets
-from neuralab.pack.watch import watches
+from neuralab.pack.watch import first_val_batch, watches
 from neuralab.runtime.chunk_steps import ChunkSteps
 from neuralab.runtime.chunks import batches_of
 from neuralab.runtime.loggers import traced_graph
@@ -41,7 +41,7 @@ class PackedModule(L.LightningModule):
         self.sums: dict[str, Tensor | None] = {"train": None, "val": None, "test": None}
         self.first_bad: Tensor | None = None  # (M,) first step with a non-finite loss, or -1
         self.bad_value: Tensor | None = None
-        self._traced: Any = None  # the members' graph for TensorBoard (_graph)
+        self._traced: dict[str, Any] = {}  # the members' graphs for TensorBoard (_graph)
         penalties = [(m.module.hparams.l1_penalty, m.module.hparams.l2_penalty) for m in members]
         self.penalties = torch.tensor(penalties) if any(map(any, penalties)) else None
 
@@ -79,10 +79,9 @@ class PackedModule(L.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
         if batch_idx == 0 and not self.trainer.sanity_checking:
-            for index in self.active.members:
-                if self.members[index].watch is not None:
-                    self.members[index].watch.first_val_batch(x[index], y[index])
-        outputs, losses = self.forward_members(x, y, train=False)
+            outputs, losses = first_val_batch(self, x, y)  # the members' activations too
+        else:
+            outputs, losses = self.forward_members(x, y, train=False)
         self._add("val", outputs, y, losses)
 
     # --------------------------------------------------------------- metrics
@@ -166,7 +165,7 @@ class PackedModule(L.LightningModule):
     def on_fit_start(self) -> None:
         for member in self.members:
             member.attach(self.trainer, self._graph)
-        for index, watch in watches(self.members, self.trainer).items():
+        for index, watch in watches(self).items():
             self.members[index].watch = watch
         self._watched("on_fit_start")
 
@@ -184,12 +183,14 @@ class PackedModule(L.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._watched("on_train_batch_end", outputs, batch, batch_idx)
 
-    def _graph(self) -> Any:
-        """The members' graph (one structure), traced once, when a logger asks."""
-        if self._traced is None:
-            first = self.members[0].module
-            self._traced = traced_graph(first, first.example_input_array.to(self.device))
-        return self._traced
+    def _graph(self, module: L.LightningModule) -> Any:
+        """A member's graph, traced once per distinct module (members may differ in
+        dropout layers: nn.Identity at rate 0), when a logger asks."""
+        key = repr(module)  # types, shapes and settings of every layer
+        if key not in self._traced:
+            example = module.example_input_array.to(self.device)
+            self._traced[key] = traced_graph(module, example)
+        return self._traced[key]
 
     def on_train_start(self) -> None:
         self.chunk.setup(self.trainer)
