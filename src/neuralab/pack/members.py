@@ -31,10 +31,10 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, Mod
 from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 from lightning.pytorch.utilities.types import LRSchedulerConfig
-from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor
 
 from neuralab.diagnostics import Diagnostics
+from neuralab.runtime.checkpointing import frozen
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
 from neuralab.runtime.exact_resume import ExactResume
 from neuralab.runtime.lightning_internals import draws_graph, logged_hparams
@@ -244,7 +244,7 @@ class PackedPosition(Callback):
     ) -> None:
         for key in ("state_dict", "optimizer_states"):  # views of the pack's stacked tensors
             if key in checkpoint:
-                checkpoint[key] = apply_to_collection(checkpoint[key], Tensor, Tensor.clone)
+                checkpoint[key] = frozen(checkpoint[key])
         position = self.pack_trainer.train_dataloader.state_dict()
         fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
         fit_loop.setdefault("state_dict", {})["combined_loader"] = [position]
