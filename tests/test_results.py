@@ -6,6 +6,7 @@ shared by the tests of this module; partial and broken job dirs are made by hand
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import json
@@ -19,9 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import train_in
-from omegaconf import OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
-from neuralab.sweep.callback import SweepResults
+from neuralab.sweep.callback import SweepResults, tables_once
 from neuralab.sweep.naming import MAX_OVERRIDES_CHARS, job_dirname
 from neuralab.sweep.results import collect, group_by_config, write_results
 
@@ -253,3 +255,34 @@ def test_compare_bars_with_one_seed(sweep):
     assert "one seed each" in ax.get_xlabel()
     (ax,) = bars_figure(collect(sweep), "val/acc").axes  # two seeds: mean ± std
     assert all(c.has_xerr for c in ax.containers)
+
+
+def job_config(sweep: Path, num: int, overrides: list[str]) -> DictConfig:
+    """What SweepResults reads of a multirun job's config."""
+    hydra = {
+        "mode": RunMode.MULTIRUN,
+        "sweep": {"dir": str(sweep)},
+        "runtime": {"cwd": "/", "output_dir": str(sweep / f"{num}_{overrides[0]}")},
+        "job": {"num": num},
+        "overrides": {"task": overrides},
+    }
+    return OmegaConf.create({"hydra": hydra, "monitor": {"metric": "val/loss"}})
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_jobs_ending_together_write_the_tables_once_at_the_end(tmp_path, raises):
+    """A pack's members end inside tables_once(): the table is written once, as the
+    block exits, with every job in it, even when the block raises."""
+    with contextlib.suppress(KeyboardInterrupt), tables_once():
+        for num in range(3):
+            config = job_config(tmp_path, num, [f"lr={num + 1}"])
+            fake_job(tmp_path, f"{num}_lr={num + 1}", [f"lr={num + 1}"], '{"status": "ok"}')
+            SweepResults().on_job_end(config, job_return=None)
+            assert not (tmp_path / "results.csv").exists()
+        if raises:
+            raise KeyboardInterrupt
+    rows = read_csv(tmp_path / "results.csv")
+    assert [row["overrides"] for row in rows] == ["lr=1", "lr=2", "lr=3"]
+    (tmp_path / "results.csv").unlink()
+    SweepResults().on_job_end(config, job_return=None)  # outside: written at once again
+    assert (tmp_path / "results.csv").is_file()

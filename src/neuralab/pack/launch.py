@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from neuralab.pack.plan import group, pack_key
 from neuralab.runtime import job
 from neuralab.runtime.run_lock import holding
+from neuralab.sweep.callback import tables_once
 
 log = logging.getLogger("neuralab")
 
@@ -121,11 +122,12 @@ class PackedLaunch:
                 locks.enter_context(holding(run.output_dir))
             members = dict(zip(order, fit_pack([started[i] for i in order]), strict=True))
         exit_code = None
-        for index in started:  # job order: the sweep's results tables follow it
-            try:
-                returns[index] = self._end(configs[index], members[index])
-            except SystemExit as stop:  # interrupted: every member records it first
-                exit_code = stop.code
+        with tables_once():  # the members end together: one rebuild of the tables
+            for index in started:  # job order: the sweep's results tables follow it
+                try:
+                    returns[index] = self._end(configs[index], members[index])
+                except SystemExit as stop:  # interrupted: every member records it first
+                    exit_code = stop.code
         if exit_code is not None:
             raise SystemExit(exit_code)
         return returns

@@ -190,10 +190,11 @@ def frozen(value: Any) -> Any:
     if isinstance(value, dict):
         copied = copy.copy(value)  # its type and attributes (a state_dict's _metadata)
         for key, item in value.items():
-            copied[key] = frozen(item)
+            if type(item) not in PLAIN:
+                copied[key] = frozen(item)
         return copied
-    if type(value) in (list, tuple):
-        return type(value)(frozen(item) for item in value)
+    if type(value) in (list, tuple):  # (Python's RNG state: a tuple of 625 ints)
+        return type(value)(item if type(item) in PLAIN else frozen(item) for item in value)
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
         return type(value)(*(frozen(item) for item in value))
     return copy.deepcopy(value)

@@ -7,12 +7,16 @@ experiment summary (runtime/hparams_tab.py: the hparams that vary across the job
 first, with their values) are rebuilt from the job dirs after each job and once more
 when the multirun ends: a sweep that stops early (Ctrl-C, a job that raises) still
 leaves them for what ran. Writing them never fails the sweep: a problem is logged and
-the sweep goes on.
+the sweep goes on. Jobs that end together (a pack's members: pack/launch.py) end inside
+`tables_once()`, which rebuilds the tables once, when the last of them has ended
+(a 64-member pack rewrote its growing tables 64 times: ~1.5 s).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +40,32 @@ def sweep_dir_of(config: DictConfig) -> Path:
     return Path(str(config.hydra.runtime.cwd)) / sweep_dir
 
 
+# The config of the last job that ended inside tables_once(), whose write is held back.
+_held: list[DictConfig | None] = []
+
+
+@contextlib.contextmanager
+def tables_once() -> Iterator[None]:
+    """The job ends inside write the sweep's tables once, as the block exits (raising
+    or not)."""
+    _held.append(None)
+    try:
+        yield
+    finally:
+        config = _held.pop()
+        if config is not None:
+            SweepResults._write(config)
+
+
 class SweepResults(Callback):
     """results.csv and results.md in the sweep dir, after every job and at the end."""
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:
-            self._write(config)
+            if _held:
+                _held[-1] = config
+            else:
+                self._write(config)
             log.info("%s", job_line(config))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
