@@ -22,6 +22,7 @@ import torch
 from conftest import FAST, run_subprocess
 
 from neuralab.runtime import checkpoint_io
+from neuralab.runtime import run_info as run_info_module
 from neuralab.runtime.faults import PauseAt
 from neuralab.runtime.run_info import git_state
 
@@ -165,3 +166,18 @@ def test_untracked_code_and_configs_make_a_run_dirty(tmp_path):
     state = git_state(package, conf)
     assert state["dirty"] is True
     assert state["untracked"] == ["conf/model/new.yaml", "src/mypkg/new_net.py"]
+
+
+def test_jobs_started_within_seconds_share_one_read_of_the_repository(monkeypatch):
+    """run_info.json's git state: read again only when the last read is > GIT_FRESH_S old."""
+    reads = []
+    monkeypatch.setattr(run_info_module, "git_state", lambda: reads.append(1) or {"n": len(reads)})
+    monkeypatch.setattr(run_info_module, "_git_read", [])
+    clock = [100.0]
+    monkeypatch.setattr(run_info_module.time, "monotonic", lambda: clock[0])
+    first = run_info_module.recent_git_state()
+    clock[0] += run_info_module.GIT_FRESH_S / 2
+    second = run_info_module.recent_git_state()
+    assert first == second == {"n": 1} and first is not second and len(reads) == 1
+    clock[0] += run_info_module.GIT_FRESH_S
+    assert run_info_module.recent_git_state() == {"n": 2}
