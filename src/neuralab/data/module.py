@@ -178,15 +178,32 @@ def _fractions_split(
         else [torch.nonzero(strata == c).flatten() for c in torch.unique(strata)]
     )
     parts: list[list[Tensor]] = [[] for _ in range(len(fractions) + 1)]
-    for group in groups:
+    per_group = zip(*(_sizes([len(g) for g in groups], f) for f in fractions), strict=True)
+    for group, sizes in zip(groups, per_group, strict=True):
         group = group[torch.randperm(len(group), generator=gen)]
-        sizes = [round(f * len(group)) for f in fractions]
         start = len(group) - sum(sizes)
         parts[0].append(group[:start])
         for k, size in enumerate(sizes, 1):
             parts[k].append(group[start : start + size])
             start += size
     return [torch.cat(p).sort().values for p in parts]
+
+
+def _sizes(lengths: list[int], fraction: float) -> list[int]:
+    """Each class's share of a split: round(fraction x its size), then one moved where
+    the classes' roundings do not add up to round(fraction x all) (the classes nearest a
+    rounding tie first). So the split sizes depend on the data set's size only, not on
+    how a seed's draw spread the classes: every seed's splits have one shape, and a
+    packed sweep can stack them (neuralab/pack/data.py)."""
+    exact = [fraction * n for n in lengths]
+    sizes = [round(e) for e in exact]
+    excess = sum(sizes) - round(fraction * sum(lengths))
+    step = 1 if excess > 0 else -1
+    # The classes rounded furthest toward the excess give back (or take) one first.
+    order = sorted(range(len(sizes)), key=lambda i: step * (exact[i] - sizes[i]))
+    for i in order[: abs(excess)]:
+        sizes[i] -= step
+    return sizes
 
 
 def _standardize(splits: dict[str, Split], targets: bool) -> dict[str, Split]:
