@@ -35,7 +35,7 @@ from neuralab.errors import ConfigError
 from neuralab.sweep.results import OK, collect
 
 DEFAULT_LOGS = Path("logs/experiments")
-NOTES_SCRIPT = ROOT / "scripts" / "notes_checks.py"
+NOTES_SCRIPT = ROOT / "scripts" / "lab" / "notes_checks.py"
 NOTES_JSON = "notes_checks.json"
 # No progress bar in the log files; job dir names and the report leave these out.
 QUIET = ["trainer.enable_progress_bar=false", "++callbacks.progress_bar=null"]

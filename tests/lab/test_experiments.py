@@ -219,3 +219,8 @@ def test_run_takes_jobs_sweeps_at_once_and_refuses_fewer_than_one(tmp_path, monk
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--jobs" in err and "0" in err
     assert not logs.exists()
+
+
+def test_all_finds_the_notes_checks_script():
+    """`experiments.py all` runs it for the doc's "Where the notes are wrong" section."""
+    assert experiments.NOTES_SCRIPT.is_file(), experiments.NOTES_SCRIPT

@@ -26,7 +26,7 @@ from neuralab.metrics import EpochMetrics
 from neuralab.pack.data import pack_loader, unequal_splits
 from neuralab.pack.members import Member, undriven
 from neuralab.pack.module import PackedModule
-from neuralab.pack.stacked import unstackable
+from neuralab.pack.stacked import structure, unstackable
 from neuralab.pack.survival import PackStop, pack_checkpoint, restore
 from neuralab.runtime.chunks import chunks_allowed
 from neuralab.runtime.exact_resume import ExactResume
@@ -57,6 +57,9 @@ def why_not(runs: list[Any]) -> str | None:
     callbacks = sorted({name for r in runs for name in undriven(r.trainer)})
     if callbacks:
         return f"a pack would not run their callbacks {', '.join(callbacks)}"
+    losses = [structure(r.module.loss_fn) for r in runs]
+    if any(loss != losses[0] for loss in losses[1:]):
+        return "their losses differ in structure (class weights on some members only)"
     # An input to check a batched twin with before the fit, where only a twin will do.
     example = getattr(runs[0].module, "example_input_array", None)
     nets = [r.module.net for r in runs]

@@ -7,7 +7,8 @@ Packable (each member keeps its own):
     and class (not its presence, interval, monitor or whether it is a plateau
     schedule: Lightning steps all members' schedules at the same points),
     module.l1_penalty / l2_penalty, trainer.gradient_clip_val / _algorithm,
-    loss.class_weights, the early-stopping and checkpoint settings (each member
+    loss.class_weights (weighted members together, `null` ones apart: a loss without
+    weights has no weight buffer to stack), the early-stopping and checkpoint settings (each member
     has its own callbacks), and model.dropout (each member draws its own masks at its
     own rate, through the batched twins of its net's layers: pack/batched.py).
 Everything else (the rest of the net, data, batch size, epochs, precision, devices, the
@@ -37,7 +38,10 @@ PACKABLE_KEYS = (
 
 
 def packable(override: str) -> bool:
-    key = override.partition("=")[0].lstrip("+~")
+    key, _, value = override.partition("=")
+    key = key.lstrip("+~")
+    if key == "loss.class_weights" and value.strip().lower() in ("null", "none", "~"):
+        return False  # no weights: a loss of another structure than weighted members'
     if key.split(".")[0] in PACKABLE_GROUPS and not key.startswith(SCHEDULE_SHAPE):
         return True
     return any(key == k or key.startswith(f"{k}.") for k in PACKABLE_KEYS)
