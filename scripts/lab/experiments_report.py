@@ -117,8 +117,8 @@ def experiment_section(exp: Experiment, logs: Path, figures: Path, doc_dir: Path
     table = build(exp, sweep_dir)
     figure = write_figure(table, figures / f"{exp.name}.png")
     jobs, ok = len(table.jobs), sum(1 for j in table.jobs if j.status == OK)
-    wall = sum(j.wall_time_s or 0.0 for j in table.jobs)
-    lines = head + [f"{jobs} jobs ({ok} ok), {wall:.0f} s of training in all."]
+    # No summed wall times: the jobs of a pack train side by side, each timing the pack.
+    lines = head + [f"{jobs} jobs ({ok} ok)."]
     if table.extra:
         extra = " ".join(table.extra)
         lines[-1] += f" **Run with extra overrides `{extra}`: a reduced run, not the full sweep.**"
