@@ -142,6 +142,9 @@ def compare_multirun(jobs: int, epochs: int, tmp: Path, extra: list[str]) -> dic
         f"seed={seeds}",
         f"trainer.max_epochs={epochs}",
         "++callbacks.early_stopping=null",  # ++: also for variants without callbacks
+        # One job after another: the split below (fit windows, time between them)
+        # assumes it; packed sweeps, whose members' fits overlap, are --sweeps' part.
+        "hydra/launcher=basic",
         f"hydra.sweep.dir={tmp / 'multirun'}",
         *extra,
     ]

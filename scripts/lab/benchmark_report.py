@@ -32,7 +32,8 @@ def markdown(report: dict) -> str:
         lines += [
             "",
             f"A {m['jobs']}-job multirun of the default config ({m['epochs']} epochs "
-            f"each) took {m['multirun_s']:.1f} s: {m['ratio_vs_in_process']:.2f}x the "
+            f"each, hydra/launcher=basic: one job after another) took "
+            f"{m['multirun_s']:.1f} s: {m['ratio_vs_in_process']:.2f}x the "
             f"{m['plain_in_process_s']:.1f} s of {m['jobs']} plain loops run back to back "
             f"in one process (compute only), {m['ratio_vs_per_process']:.2f}x the "
             f"{m['plain_per_process_s']:.1f} s of {m['jobs']} plain loops in a process each.",
