@@ -127,6 +127,16 @@ class Diagnostics(Callback):
             self._hist_epoch = epoch
             self._write_histograms(trainer, pl_module, grads=True)
 
+    def step_due(self, step: int, epoch: int, max_epochs: int | None) -> bool:
+        """Whether `on_before_optimizer_step` at this step and epoch has work to do. A
+        packed fit asks before calling it for each member: most steps have none, and a
+        call through a member's trainer costs ~0.1 ms (64 members x 400 steps: 2.6 s)."""
+        if self._norms is not None and (self._norms.pending or step % self._every == 0):
+            return True
+        return (
+            self.histograms and self._hist_epoch != epoch and self.picture_epoch(epoch, max_epochs)
+        )
+
     def on_train_batch_end(
         self,
         trainer: L.Trainer,
@@ -207,8 +217,10 @@ class Diagnostics(Callback):
 
     # -------------------------------------------------------------- writing
     def _picture_epoch(self, trainer: L.Trainer) -> bool:
-        epoch = trainer.current_epoch
-        return epoch % self.every_n_epochs == 0 or epoch == (trainer.max_epochs or 0) - 1
+        return self.picture_epoch(trainer.current_epoch, trainer.max_epochs)
+
+    def picture_epoch(self, epoch: int, max_epochs: int | None) -> bool:
+        return epoch % self.every_n_epochs == 0 or epoch == (max_epochs or 0) - 1
 
     def _write_histograms(
         self, trainer: L.Trainer, pl_module: L.LightningModule, grads: bool

@@ -175,10 +175,13 @@ class PackedModule(L.LightningModule):
             self.members[index].watched(hook, *args)
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
-        """The members' diagnostics see their gradients (views: pack/stacked.py)."""
+        """The members' diagnostics see their gradients (views: pack/stacked.py), at
+        the steps where they have work (most steps they have none)."""
+        step, epoch = self.trainer.global_step, self.trainer.current_epoch
         for index in self.active.members:
             member = self.members[index]
-            member.watched("on_before_optimizer_step", member.optimization.optimizer)
+            if member.watch is not None and member.watch.step_due(step, epoch):
+                member.watched("on_before_optimizer_step", member.optimization.optimizer)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self._watched("on_train_batch_end", outputs, batch, batch_idx)

@@ -78,6 +78,11 @@ class Watch:
         for callback in self.callbacks:
             callback.predict = predictions.of(member.index)
 
+    def step_due(self, step: int, epoch: int) -> bool:
+        """Whether its step hook has work at this step (diagnostics/callback.py)."""
+        max_epochs = self.member.trainer.max_epochs
+        return any(cb.step_due(step, epoch, max_epochs) for cb in self.callbacks)
+
     def call(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self.trainer, self.module, *args)
