@@ -8,7 +8,8 @@ tiny nets that was most of the time. So, for `hydra/launcher=packed`:
 - the launcher takes the config the sweeper's check composed (`take`), once;
 - a job whose overrides differ from an already composed job's only in values of plain
   settings (`seed=2` vs `seed=1`, `optimizer.lr=...`; not a group choice such as
-  `optimizer=sgd`, nor `+`/`~` overrides) gets a copy of that config with its values
+  `optimizer=sgd`, nor `+`/`~` overrides) gets a copy of that config (unpickled: 3 ms,
+  where a deep copy takes 19: OmegaConf supports both, with equal results) with its values
   set the way Hydra sets command-line values (its `_apply_overrides_to_config`), and its
   own `hydra.overrides.task` and `hydra.job.override_dirname`. tests/pack compares the
   job dirs' `.hydra/` files with the basic launcher's.
@@ -16,7 +17,7 @@ tiny nets that was most of the time. So, for `hydra/launcher=packed`:
 
 from __future__ import annotations
 
-import copy
+import pickle
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
@@ -30,7 +31,7 @@ class Compositions:
         self.loader, self.compose = loader, loader.load_sweep_config
         self.parser = OverridesParser.create()
         self.kept: dict[tuple, DictConfig] = {}  # composed for the sweeper's check
-        self.bases: dict[tuple, DictConfig] = {}  # pristine configs to derive from
+        self.bases: dict[tuple, bytes] = {}  # pristine configs to derive from, pickled
         loader.load_sweep_config = self.check
 
     def check(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
@@ -50,9 +51,9 @@ class Compositions:
         base = self.bases.get(shape)
         if base is None:
             config = self.compose(master_config, overrides)
-            self.bases[shape] = copy.deepcopy(config)
+            self.bases[shape] = pickle.dumps(config)
             return config
-        config = copy.deepcopy(base)
+        config = pickle.loads(base)
         ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if self._value(o)], config)
         config.hydra.overrides.task = overrides
         names = config.hydra.job.config.override_dirname

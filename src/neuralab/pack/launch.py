@@ -4,9 +4,9 @@ Every job keeps what the basic launcher gives it: its job dir with `.hydra/`, it
 TensorBoard run, checkpoints and results.json, the sweep callbacks' per-job calls (the
 results tables), in job order. How, per pack (pack/plan.py says which jobs share one):
 
-1. start: each job runs `train.start` inside Hydra's own `run_job` (its dir, config
-   files and log; the job's checks, data, module and trainer), with the job-end
-   callbacks held back: the job has not ended yet.
+1. start: each job runs `train.start` as Hydra's `run_job` runs a task (its dir,
+   config files and log; the job's checks, data, module and trainer: pack/job_start.py),
+   with the job-end callbacks held back: the job has not ended yet.
 2. fit: the started jobs train as one pack (pack/fit.py), each job dir locked.
 3. end: each job ends as `run_job` ends it (its config current, its log file): its
    results.json is written the way `neuralab-train` writes it (runtime/job.py: ok,
@@ -28,6 +28,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from neuralab.pack.job_start import start_job
 from neuralab.pack.plan import group, pack_key
 from neuralab.runtime import job
 from neuralab.runtime.run_lock import holding
@@ -96,12 +97,13 @@ class PackedLaunch:
         from neuralab.train import Run, finished_objective, start
 
         started: dict[int, Any] = {}
+        hydra_cfgs: dict[int, DictConfig] = {}  # each started job's (pack/job_start.py)
         returns: dict[int, JobReturn] = {}
         for index, config in configs.items():
-            ret = run_job(job.run_job(start), config, *_DIRS, hydra_context=self.starting)
+            ret = start_job(job.run_job(start), config, self.starting.callbacks)
             run = ret.return_value
             if isinstance(run, Run) and run.plan.finished is None:
-                started[index] = run
+                started[index], hydra_cfgs[index] = run, ret.hydra_cfg
                 continue
             if isinstance(run, Run):  # resumed, and it had already ended
                 ret.return_value = finished_objective(run)
@@ -125,22 +127,22 @@ class PackedLaunch:
         with tables_once():  # the members end together: one rebuild of the tables
             for index in started:  # job order: the sweep's results tables follow it
                 try:
-                    returns[index] = self._end(configs[index], members[index])
+                    returns[index] = self._end(configs[index], hydra_cfgs[index], members[index])
                 except SystemExit as stop:  # interrupted: every member records it first
                     exit_code = stop.code
         if exit_code is not None:
             raise SystemExit(exit_code)
         return returns
 
-    def _end(self, config: DictConfig, member: Any) -> JobReturn:
-        """The job's end as Hydra's run_job ends it (its config current, its log file,
-        the job-end callbacks), without run_job's set-up: done when the job started."""
+    def _end(self, config: DictConfig, hydra_cfg: DictConfig, member: Any) -> JobReturn:
+        """The job's end as Hydra's run_job ends it (its hydra config current, its log
+        file, the job-end callbacks), without run_job's set-up: done when it started."""
         from neuralab.pack.conclude import conclude
 
         ret = JobReturn(list(config.hydra.overrides.task), member.run.cfg, config, os.getcwd())
         ret.task_name = str(config.hydra.job.name)
         previous = HydraConfig.instance().cfg
-        HydraConfig.instance().set_config(config)
+        HydraConfig.instance().cfg = hydra_cfg
         configure_log(config.hydra.job_logging, config.hydra.verbose)
         try:
             try:
