@@ -289,3 +289,23 @@ def test_checkpoint_io_loads_with_weights_only(tmp_path):
     torch.save({"factory": functools.partial(int, "3")}, path)  # needs code to unpickle
     with pytest.raises(Exception, match="[Ww]eights only"):
         AtomicCheckpointIO().load_checkpoint(path, weights_only=False)
+
+
+@pytest.mark.parametrize("as_list", [False, True])  # True: checkpoints before 2026-12-07
+def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path, as_list):
+    import random
+
+    import numpy as np
+
+    from neuralab.runtime.exact_resume import collect_rng_states, set_rng_states
+
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    states = collect_rng_states()
+    assert isinstance(states["python"]["state"], torch.Tensor)  # one object, not 625
+    if as_list:
+        states["python"]["state"] = states["python"]["state"].tolist()
+    atomic_torch_save({"rng": states}, tmp_path / "rng.ckpt")
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    set_rng_states(torch.load(tmp_path / "rng.ckpt", weights_only=True)["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
