@@ -8,10 +8,13 @@ there. The report generator is checked on a tiny real sweep.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import struct
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -187,31 +190,65 @@ def test_cli_refuses_unknown_names_and_missing_runs(tmp_path, capsys):
     assert "**Not run yet**" in (tmp_path / "E.md").read_text()
 
 
-def test_run_adds_each_override_to_every_sweep(tmp_path, monkeypatch):
+@pytest.fixture(params=["fork", "subprocess"])
+def launch(request, monkeypatch):
+    """Each sweep through `fake(args) -> exit status` in place of neuralab-train, in a
+    forked child (the default) or, where fork is missing, a fresh process's stand-in."""
+
+    def install(fake):
+        if request.param == "fork":
+            # In-process runs of other tests leave TensorBoard writer threads here, which
+            # can_fork refuses; these stand-in children touch nothing those threads hold.
+            monkeypatch.setattr(experiments.forked, "can_fork", lambda: True)
+            monkeypatch.setattr(experiments, "train_child", fake)
+            return
+        monkeypatch.setattr(experiments.forked, "can_fork", lambda: False)
+
+        def fake_run(cmd, **kwargs):
+            assert cmd[1:3] == ["-m", "neuralab.train"], cmd
+            return type("Done", (), {"returncode": fake(cmd[3:])})()
+
+        monkeypatch.setattr(experiments.subprocess, "run", fake_run)
+
+    return install
+
+
+def experiment_of(args: list[str]) -> str:
+    return next(a.split("=", 1)[1] for a in args if a.startswith("experiment="))
+
+
+def test_run_adds_each_override_to_every_sweep(tmp_path, launch):
     """`run --override hydra/launcher=basic`: the experiments job by job, to compare."""
-    commands = []
+    seen = tmp_path / "seen"
+    seen.mkdir()
 
-    def fake_run(cmd, **kwargs):
-        commands.append(cmd)
-        return type("Done", (), {"returncode": 0})()
+    def fake(args):  # in a child: what it saw goes back through a file
+        (seen / experiment_of(args)).write_text(json.dumps(args))
+        return 0
 
-    monkeypatch.setattr(experiments.subprocess, "run", fake_run)
+    launch(fake)
     names = experiment_spec.reported_names()[:2]
     args = ["run", *names, "--logs", str(tmp_path), "--override", "hydra/launcher=basic"]
     assert experiments.main(args) == 0
-    assert len(commands) == 2
+    commands = [json.loads((seen / name).read_text()) for name in names]
     assert all(cmd[-1] == "hydra/launcher=basic" for cmd in commands), commands
 
 
-def test_run_takes_jobs_sweeps_at_once_and_refuses_fewer_than_one(tmp_path, monkeypatch, capsys):
+def test_run_takes_jobs_sweeps_at_once_and_refuses_fewer_than_one(tmp_path, launch, capsys):
     """`--jobs 2`: two sweeps run side by side (each waits here for the other)."""
-    both_running = threading.Barrier(2, timeout=30)
+    started = tmp_path / "started"
+    started.mkdir()
 
-    def fake_run(cmd, **kwargs):
-        both_running.wait()  # breaks (and fails the run) if the sweeps ran one by one
-        return type("Done", (), {"returncode": 0})()
+    def fake(args):  # 1 (a failed run) if the sweeps ran one by one
+        (started / experiment_of(args)).touch()
+        deadline = time.monotonic() + 30
+        while len(list(started.iterdir())) < 2:
+            if time.monotonic() > deadline:
+                return 1
+            time.sleep(0.02)
+        return 0
 
-    monkeypatch.setattr(experiments.subprocess, "run", fake_run)
+    launch(fake)
     names = experiment_spec.reported_names()[:2]
     assert experiments.main(["run", *names, "--logs", str(tmp_path), "--jobs", "2"]) == 0
     logs = tmp_path / "never"
@@ -219,6 +256,64 @@ def test_run_takes_jobs_sweeps_at_once_and_refuses_fewer_than_one(tmp_path, monk
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--jobs" in err and "0" in err
     assert not logs.exists()
+
+
+def test_run_starts_the_largest_grids_first():
+    """Two sweeps at a time end together only if the 72-job one does not start last."""
+    assert experiments.grid_jobs("vanishing_gradients", []) == 4 * 3 * 2 * 3
+    smoke = experiment_spec.load("vanishing_gradients").smoke
+    assert experiments.grid_jobs("vanishing_gradients", smoke) == 4 * 3 * 2  # seed=1
+    given = experiment_spec.load_all()
+    order = experiments.largest_first(given, smoke=False, extra=[])
+    jobs = [experiments.grid_jobs(e.name, []) for e in order]
+    assert order[0].name == "vanishing_gradients" and jobs == sorted(jobs, reverse=True)
+    ties = [e.name for e in order if experiments.grid_jobs(e.name, []) == jobs[2]]
+    assert ties == [e.name for e in given if e.name in ties]  # as given
+
+
+def test_no_fork_while_another_thread_runs():
+    """fork copies only the calling thread (a lock another one holds stays held): with
+    another thread running, each sweep gets a fresh process instead."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not experiments.forked.can_fork()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """scripts/lab/experiments.py itself; OMP_NUM_THREADS unset: the children set it."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    cmd = [sys.executable, str(ROOT / "scripts" / "lab" / "experiments.py"), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_run_forks_each_sweep_from_the_script(tmp_path):
+    """The real run: a smoke sweep in a child forked from the script's own process."""
+    done = run_script("run", "weighted_loss", "--smoke", "--logs", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sweep_dir, log = tmp_path / "weighted_loss", tmp_path / "weighted_loss.log"
+    assert "weighted_loss: exit 0, 2 jobs (2 ok) in" in done.stdout
+    assert f"-> {sweep_dir} (log {log})" in done.stdout
+    jobs = collect(sweep_dir)
+    assert len(jobs) == 2 and all(job.status == OK for job in jobs)
+    assert "sweep: 2 jobs: 2 ok" in log.read_text()  # the child's output, in its log
+    info = json.loads((jobs[0].dir / "results.json").read_text())["run_info"]
+    assert info["argv"][:3] == ["neuralab-train", "-m", "experiment=weighted_loss"]  # forked
+    assert info["device"]["torch_threads"] == 1  # OMP_NUM_THREADS=1 in the child
+
+
+def test_a_failing_sweep_fails_the_run_not_the_script(tmp_path):
+    bad = ["--override", "optimizer.lr=-1"]
+    done = run_script(
+        "run", "weighted_loss", "--smoke", "--logs", str(tmp_path), *bad, cwd=tmp_path
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "weighted_loss: exit 1, 2 jobs (0 ok) in" in done.stdout  # the parent went on
+    assert "optimizer.lr=-1 is not allowed" in (tmp_path / "weighted_loss.log").read_text()
 
 
 def test_all_finds_the_notes_checks_script():
