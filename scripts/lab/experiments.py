@@ -162,11 +162,17 @@ def run_forked(experiments: list[Experiment], logs: Path, args: argparse.Namespa
             pid, code = forked.wait_any(running)
             exp, started = running.pop(pid)
             print_ended(exp, logs, code, time.perf_counter() - started)
-            worst = max(worst, code)
+            worst = max(worst, shell_status(code))
     finally:  # interrupted (Ctrl-C reaches the children too): they end before this does
         for pid in running:
             os.waitpid(pid, 0)
     return worst
+
+
+def shell_status(code: int) -> int:
+    """A sweep killed by signal N (code -N) as a shell reports it, 128 + N: it must not
+    vanish from the worst status, as a negative code would."""
+    return code if code >= 0 else 128 - code
 
 
 def grid_jobs(name: str, overrides: list[str]) -> int:
@@ -209,7 +215,7 @@ def run_all(experiments: list[Experiment], logs: Path, args: argparse.Namespace)
         return run_forked(experiments, logs, args)
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         runs = [pool.submit(run_one, e, logs, args.smoke, args.override) for e in experiments]
-        return max((run.result() for run in runs), default=0)
+        return max((shell_status(run.result()) for run in runs), default=0)
 
 
 def notes_child(out: str) -> int:
