@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import struct
 import subprocess
@@ -256,6 +257,22 @@ def test_run_takes_jobs_sweeps_at_once_and_refuses_fewer_than_one(tmp_path, laun
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--jobs" in err and "0" in err
     assert not logs.exists()
+
+
+def test_a_sweep_killed_by_a_signal_fails_the_run(tmp_path, launch):
+    """A killed sweep's status is -N (subprocess) or 128 + N: never below a clean 0."""
+
+    def fake(args):
+        if experiment_of(args) != names[0]:
+            return 0
+        if os.getpid() != parent:  # a forked child: killed
+            os.kill(os.getpid(), signal.SIGKILL)
+        return -signal.SIGKILL  # the subprocess path: as subprocess reports a kill
+
+    parent = os.getpid()
+    launch(fake)
+    names = experiment_spec.reported_names()[:2]
+    assert experiments.main(["run", *names, "--logs", str(tmp_path)]) == 128 + signal.SIGKILL
 
 
 def test_run_starts_the_largest_grids_first():
