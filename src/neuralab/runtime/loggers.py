@@ -122,14 +122,36 @@ def write_scalars(writer: SummaryWriter, scalars: Mapping[str, Any], step: int |
 
 
 def write_png(writer: SummaryWriter, tag: str, image: np.ndarray, step: int) -> None:
-    """`add_image` for an (H, W, 3) uint8 image, with zlib level 1 instead of 6: ~1.5x
-    faster to encode (about 1 ms of a 3.5 ms image) for ~15% more bytes."""
-    from PIL import Image
+    """`add_image` for an (H, W, 3) uint8 image, PNG-encoded here rather than by Pillow:
+    a 344x328 confusion matrix in ~1.15 ms and 13.4 KB, where Pillow at compress_level=1
+    took ~3.2 ms for 12.9 KB (decision boundaries: 1.4 ms, 14.7 KB vs 4.8 ms, 16.2 KB).
+
+    Pillow filters each row five ways and keeps the best; on these pictures (flat areas,
+    few colours) that is two thirds of its time for little gain. Here every row is stored
+    unfiltered (filter 0) in one IDAT, deflated at zlib level 2: as fast as level 1, 3-8%
+    smaller; level 3 saves ~5% more for ~5% more time, filter Up (2) was no faster and
+    larger. Most of the 1.15 ms is zlib's own per-byte work (all-zero rows of this size
+    take ~0.7 ms). Pillow reads it back to the same pixels (tests/diagnostics/test_png.py).
+    """
+    import struct
+    import zlib
+
+    import numpy as np
     from tensorboard.compat.proto.summary_pb2 import Summary
 
-    png = io.BytesIO()
-    Image.fromarray(image).save(png, format="PNG", compress_level=1)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+        raise TypeError(f"write_png takes (H, W, 1|2|3|4) uint8, not {image.shape} {image.dtype}")
     height, width, channels = image.shape
+    rows = np.empty((height, 1 + width * channels), dtype=np.uint8)
+    rows[:, 0] = 0  # each row's filter byte: None
+    rows[:, 1:] = image.reshape(height, -1)
+    png = io.BytesIO()
+    png.write(b"\x89PNG\r\n\x1a\n")
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]  # grey, grey + alpha, RGB, RGBA
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    for kind, data in (b"IHDR", header), (b"IDAT", zlib.compress(rows, 2)), (b"IEND", b""):
+        png.write(struct.pack(">I", len(data)) + kind + data)
+        png.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
     encoded = Summary.Image(
         height=height, width=width, colorspace=channels, encoded_image_string=png.getvalue()
     )
