@@ -29,6 +29,7 @@ never wait for each other.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -87,12 +88,14 @@ class Diagnostics(Callback):
         # net(x) for the pictures: (net, x (N, F), device) -> (N, K) on the CPU. A packed
         # fit gives each member's from one forward of all members (pack/watch.py).
         self.predict = predict
+        # A net's norm probe, from its layers: a packed fit measures all members at once.
+        self.norm_probe: Callable[[list], NormProbe] = NormProbe
 
     # ------------------------------------------------------------ lifecycle
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not in setup(): the net is on its device and in its final process by now.
         net = _net(pl_module)
-        self._norms = NormProbe(named_weighted(net)) if self.norms else None
+        self._norms = self.norm_probe(named_weighted(net)) if self.norms else None
         self._acts = ActivationProbe(net) if self.activations else None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

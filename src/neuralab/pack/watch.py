@@ -9,12 +9,13 @@ its state) with the pack's counters and loaders, which are the lone run's at tha
 point. The member's parameters and gradients are views of its rows of the stacked ones
 (pack/stacked.py), so what the probes read is the member's own.
 
-Two measurements run once for all members instead of once per member, when the pack
-runs batched layers (pack/batched.py; under vmap each member runs its own net, as in
-its lone run): the activations of the first validation batch (hooks on the batched
-net's activations during the pack's own forward of that batch, each statistic reduced
-per member), and the predictions the pictures draw (one forward of every running
-member on its own split, at the first member's request).
+Three measurements run once for all members instead of once per member: the layers'
+norms at a measured step (pack/stacked_norms.py), and, when the pack runs batched
+layers (pack/batched.py; under vmap each member runs its own net, as in its lone run),
+the activations of the first validation batch (hooks on the batched net's activations
+during the pack's own forward of that batch, each statistic reduced per member), and
+the predictions the pictures draw (one forward of every running member on its own
+split, at the first member's request).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 from neuralab.diagnostics import Diagnostics
 from neuralab.diagnostics.activations import ActivationProbe
 from neuralab.diagnostics.images import CHUNK, predict
+from neuralab.pack.stacked_norms import StackedNorms
 
 
 class WatchedTrainer:
@@ -71,12 +73,14 @@ class WatchedTrainer:
 class Watch:
     """One member's Diagnostics callbacks and the trainer they see."""
 
-    def __init__(self, member: Any, pack: L.LightningModule, predictions: StackedPredictions):
+    def __init__(self, member: Any, pack: L.LightningModule, shared: tuple):
         self.member, self.module = member, member.module
         self.callbacks = [cb for cb in member.trainer.callbacks if isinstance(cb, Diagnostics)]
         self.trainer = WatchedTrainer(member, pack.trainer)
+        predictions, norms = shared
         for callback in self.callbacks:
             callback.predict = predictions.of(member.index)
+            callback.norm_probe = norms.probe(member.index)
 
     def step_due(self, step: int, epoch: int) -> bool:
         """Whether its step hook has work at this step (diagnostics/callback.py)."""
@@ -107,8 +111,8 @@ class Watch:
 
 def watches(pack: L.LightningModule) -> dict[int, Watch]:
     """{member index: its Watch}, for the members that have diagnostics."""
-    predictions = StackedPredictions(pack)
-    found = {m.index: Watch(m, pack, predictions) for m in pack.members}
+    shared = StackedPredictions(pack), StackedNorms(pack.stacked_nets, lambda: pack.global_step)
+    found = {m.index: Watch(m, pack, shared) for m in pack.members}
     return {index: watch for index, watch in found.items() if watch.callbacks}
 
 
