@@ -24,10 +24,11 @@ from neuralab.data import ArrayDataModule
 from neuralab.init import apply_init
 from neuralab.losses import build_loss
 from neuralab.runtime.checkpoint_io import AtomicCheckpointIO
+from neuralab.runtime.instantiate import instantiate as build  # Hydra's, without its copies
 
 
 def build_datamodule(cfg: DictConfig) -> ArrayDataModule:
-    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule = build(cfg.data)
     datamodule.setup()  # loads and checks shapes now, before anything trains
     return datamodule
 
@@ -94,11 +95,7 @@ def build_module(cfg: DictConfig, datamodule: ArrayDataModule, config: dict) -> 
 
 def _instantiate_group(group: DictConfig | None) -> list:
     """Instantiate every entry of a dict-of-configs group (null entries are off)."""
-    return [
-        instantiate(c, _convert_="all")
-        for c in (group or {}).values()
-        if c is not None and "_target_" in c
-    ]
+    return [build(c) for c in (group or {}).values() if c is not None and "_target_" in c]
 
 
 def build_trainer(
@@ -119,11 +116,10 @@ def build_trainer(
     # None configured (callbacks=none, ~callbacks.model_checkpoint): none written, rather
     # than Lightning's default ModelCheckpoint saving every epoch behind the user's back.
     checkpoints = any(isinstance(c, Checkpoint) for c in callbacks)
-    return instantiate(
+    return build(
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers or False,
         enable_checkpointing=checkpoints,
         plugins=[AtomicCheckpointIO(fsync=cfg.get("checkpoint_fsync", False), stamp=stamp)],
-        _convert_="all",
     )
