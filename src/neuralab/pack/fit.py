@@ -187,10 +187,8 @@ def _test(pack: PackedModule, members: list[Member], datamodules: list, device: 
     if not tested:
         return
     for index in tested:
-        best = members[index].best_checkpoint
-        if best:
-            state = torch.load(best, map_location=device, weights_only=True)["state_dict"]
-            members[index].module.load_state_dict(state)
+        if members[index].best_checkpoint:
+            members[index].module.load_state_dict(members[index].best_weights(device))
     pack.active.keep(tested)
     loader = pack_loader(datamodules, "test", device, 1)
     with torch.no_grad():

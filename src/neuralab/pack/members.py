@@ -34,7 +34,7 @@ from lightning.pytorch.utilities.types import LRSchedulerConfig
 from torch import Tensor
 
 from neuralab.diagnostics import Diagnostics
-from neuralab.runtime.checkpointing import frozen
+from neuralab.runtime.checkpointing import ModelCheckpoint, frozen
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
 from neuralab.runtime.exact_resume import ExactResume
 from neuralab.runtime.lightning_internals import draws_graph, logged_hparams
@@ -138,6 +138,8 @@ class Member:
                 )
             ]
         trainer.callbacks.append(PackedPosition(pack_trainer))
+        if isinstance(trainer.checkpoint_callback, ModelCheckpoint):
+            trainer.checkpoint_callback.keep_written = True  # its test reads it (best_weights)
         for callback in trainer.callbacks:
             if isinstance(callback, (*DRIVEN, ExactResume)):
                 callback.setup(trainer, module, "fit")
@@ -227,6 +229,15 @@ class Member:
     def best_checkpoint(self) -> str | None:
         checkpoint = self.trainer.checkpoint_callback
         return (checkpoint.best_model_path or None) if checkpoint else None
+
+    def best_weights(self, device: torch.device) -> dict[str, Tensor]:
+        """The state_dict in best_checkpoint: the dict written there at the end of fit
+        when it is still in memory (the same tensors), else read back from the file."""
+        best, checkpoint = self.best_checkpoint, self.trainer.checkpoint_callback
+        kept = getattr(checkpoint, "written", {}).get(best)
+        if kept is not None:
+            return kept["state_dict"]
+        return torch.load(best, map_location=device, weights_only=True)["state_dict"]
 
 
 class PackedPosition(Callback):

@@ -55,6 +55,11 @@ class ModelCheckpoint(CheckpointHooks):
         self._last_behind = False  # last.ckpt is older than the newest epoch end
         # path -> (checkpoint dict, time taken): states saved but not yet written
         self._pending: dict[str, tuple[dict, float]] = {}
+        # path -> the checkpoint dict last written there from memory, kept when asked
+        # (a packed fit tests each member on its best state without reading it back:
+        # torch.load with weights_only takes ~11 ms for a small net's checkpoint).
+        self.keep_written = False
+        self.written: dict[str, dict] = {}
 
     # ------------------------------------------------------ when to save
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -138,11 +143,14 @@ class ModelCheckpoint(CheckpointHooks):
                 written[id(checkpoint)] = path
             else:
                 atomic_link(Path(source), Path(path), self._fsync(trainer))
+            if self.keep_written:
+                self.written[path] = checkpoint
         if pending:
             self._written_at = time.monotonic()
             self._notify(trainer)
 
     def _write(self, trainer: L.Trainer, filepath: str, source: str | None) -> None:
+        self.written.pop(filepath, None)  # the file holds another state now
         if source:
             if trainer.is_global_zero:
                 atomic_link(Path(source), Path(filepath), self._fsync(trainer))
