@@ -49,7 +49,7 @@ from neuralab.diagnostics.norms import NORM_KINDS, NormProbe, named_weighted
 from neuralab.errors import ConfigError
 from neuralab.losses import CLASSIFICATION
 from neuralab.runtime.chunks import steps_per_epoch
-from neuralab.runtime.loggers import write_histogram, write_png
+from neuralab.runtime.loggers import histogram, write_histogram_proto, write_png
 from neuralab.runtime.tags import diagnostics_tag
 
 # every_n_steps=auto: norms about this many times an epoch, at least this many steps
@@ -90,6 +90,8 @@ class Diagnostics(Callback):
         self.predict = predict
         # A net's norm probe, from its layers: a packed fit measures all members at once.
         self.norm_probe: Callable[[list], NormProbe] = NormProbe
+        # A tensor's histogram (runtime/loggers.py): a packed fit makes all members' at once.
+        self.histogram: Callable[[Tensor, int], Any] = histogram
 
     # ------------------------------------------------------------ lifecycle
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -229,12 +231,18 @@ class Diagnostics(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, grads: bool
     ) -> None:
         step = self._hist_step = trainer.global_step
-        for writer in _tensorboards(trainer):
-            for tag, layer in named_weighted(_net(pl_module)):
-                weights, grad = layer.weight, layer.weight.grad
-                write_histogram(writer, diagnostics_tag(f"weights/{tag}"), weights, step, HIST_BINS)
-                if grads and grad is not None:
-                    write_histogram(writer, diagnostics_tag(f"grads/{tag}"), grad, step, HIST_BINS)
+        writers = _tensorboards(trainer)
+        if not writers:
+            return
+        for tag, layer in named_weighted(_net(pl_module)):
+            weights, grad = layer.weight, layer.weight.grad
+            found = [(f"weights/{tag}", weights)]
+            if grads and grad is not None:
+                found.append((f"grads/{tag}", grad))
+            for name, values in found:
+                proto = self.histogram(values, HIST_BINS)
+                for writer in writers:
+                    write_histogram_proto(writer, diagnostics_tag(name), proto, step)
 
     def _write_images(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Predictions on the whole `stage` split, drawn; skipped without TensorBoard or splits."""

@@ -9,8 +9,9 @@ its state) with the pack's counters and loaders, which are the lone run's at tha
 point. The member's parameters and gradients are views of its rows of the stacked ones
 (pack/stacked.py), so what the probes read is the member's own.
 
-Three measurements run once for all members instead of once per member: the layers'
-norms at a measured step (pack/stacked_norms.py), and, when the pack runs batched
+Four measurements run once for all members instead of once per member: the layers'
+norms at a measured step (pack/stacked_norms.py), their weight and gradient histograms
+(pack/stacked_histograms.py), and, when the pack runs batched
 layers (pack/batched.py; under vmap each member runs its own net, as in its lone run),
 the activations of the first validation batch (hooks on the batched net's activations
 during the pack's own forward of that batch, each statistic reduced per member), and
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 from neuralab.diagnostics import Diagnostics
 from neuralab.diagnostics.activations import ActivationProbe
 from neuralab.diagnostics.images import CHUNK, predict
+from neuralab.pack.stacked_histograms import StackedHistograms
 from neuralab.pack.stacked_norms import StackedNorms
 
 
@@ -77,10 +79,11 @@ class Watch:
         self.member, self.module = member, member.module
         self.callbacks = [cb for cb in member.trainer.callbacks if isinstance(cb, Diagnostics)]
         self.trainer = WatchedTrainer(member, pack.trainer)
-        predictions, norms = shared
+        predictions, norms, histograms = shared
         for callback in self.callbacks:
             callback.predict = predictions.of(member.index)
             callback.norm_probe = norms.probe(member.index)
+            callback.histogram = histograms.of(member.index)
 
     def step_due(self, step: int, epoch: int) -> bool:
         """Whether its step hook has work at this step (diagnostics/callback.py)."""
@@ -111,7 +114,12 @@ class Watch:
 
 def watches(pack: L.LightningModule) -> dict[int, Watch]:
     """{member index: its Watch}, for the members that have diagnostics."""
-    shared = StackedPredictions(pack), StackedNorms(pack.stacked_nets, lambda: pack.global_step)
+
+    def step() -> int:
+        return pack.global_step
+
+    nets = pack.stacked_nets
+    shared = StackedPredictions(pack), StackedNorms(nets, step), StackedHistograms(nets, step)
     found = {m.index: Watch(m, pack, shared) for m in pack.members}
     return {index: watch for index, watch in found.items() if watch.callbacks}
 

@@ -158,8 +158,17 @@ def write_png(writer: SummaryWriter, tag: str, image: np.ndarray, step: int) -> 
     _add(writer, [Summary.Value(tag=tag, image=encoded)], step)
 
 
-def write_histogram(writer: SummaryWriter, tag: str, values: Tensor, step: int, bins: int) -> None:
-    """`add_histogram` with `bins` even buckets over the finite values (none: nothing).
+def write_histogram_proto(writer: SummaryWriter, tag: str, proto: Any, step: int) -> None:
+    """`add_histogram` of a histogram made before (`histogram`); None writes nothing."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    if proto is not None:
+        _add(writer, [Summary.Value(tag=tag, histo=proto)], step)
+
+
+def histogram(values: Tensor, bins: int) -> Any:
+    """TensorBoard's HistogramProto of the finite values in `bins` even buckets (numpy's
+    np.histogram), None if there are none.
 
     TensorBoard's own takes the sum of squares with numpy's `dot`, which wakes numpy's
     OpenBLAS thread pool; those threads then fight torch's for the cores for the rest
@@ -167,23 +176,30 @@ def write_histogram(writer: SummaryWriter, tag: str, values: Tensor, step: int, 
     OPENBLAS_NUM_THREADS=1 as the control). Here every reduction is BLAS-free.
     """
     import numpy as np
-    from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 
     array = values.detach().flatten().cpu().double().numpy()
     array = array[np.isfinite(array)]
     if not array.size:
-        return
+        return None
     counts, edges = np.histogram(array, bins=bins)
-    proto = HistogramProto(
-        min=float(array.min()),
-        max=float(array.max()),
-        num=float(array.size),
-        sum=float(array.sum()),
-        sum_squares=float(np.square(array).sum()),
-        bucket_limit=edges.tolist(),  # bucket i counts values up to bucket_limit[i]:
-        bucket=[0.0, *counts.tolist()],  # nothing below the first edge
+    stats = (array.min(), array.max(), array.size, array.sum(), np.square(array).sum())
+    return histogram_proto(*stats, edges.tolist(), counts.tolist())
+
+
+def histogram_proto(
+    low: float, high: float, num: int, total: float, squares: float, edges: list, counts: list
+) -> Any:
+    from tensorboard.compat.proto.summary_pb2 import HistogramProto
+
+    return HistogramProto(
+        min=float(low),
+        max=float(high),
+        num=float(num),
+        sum=float(total),
+        sum_squares=float(squares),
+        bucket_limit=edges,  # bucket i counts values up to bucket_limit[i]:
+        bucket=[0.0, *counts],  # nothing below the first edge
     )
-    _add(writer, [Summary.Value(tag=tag, histo=proto)], step)
 
 
 def _add(writer: SummaryWriter, values: list, step: int | None) -> None:
