@@ -35,7 +35,7 @@ from neuralab.runtime.entry import train_cli, train_main
 from neuralab.runtime.exact_resume import ExactResume, logged_in
 from neuralab.runtime.hparams import flat_hparams
 from neuralab.runtime.hparams_tab import metric_tags, write_hparams
-from neuralab.runtime.lightning_internals import draw_graph_once
+from neuralab.runtime.lightning_internals import draw_graph_once, scan_entry_points_once
 from neuralab.runtime.print_config import print_config
 from neuralab.runtime.resume import StartPlan, forget_outcome, last_checkpoint, plan_start
 from neuralab.runtime.run_dirs import OK, RESULTS
@@ -46,6 +46,7 @@ from neuralab.runtime.summary import objective_name, summary_metrics, summary_so
 from neuralab.sweep.optuna_pruning import Pruned
 
 register_resolvers()
+scan_entry_points_once()  # not once per Trainer: a sweep builds one per job
 
 
 @dataclass

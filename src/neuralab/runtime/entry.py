@@ -12,10 +12,12 @@ import hydra
 from omegaconf import DictConfig
 
 from neuralab.runtime.config import config_dir, register_resolvers
+from neuralab.runtime.parse_cache import parse_interpolations_once
 from neuralab.runtime.quick_exit import quick_exit
 from neuralab.runtime.run_guard import guarded
 
 register_resolvers()
+parse_interpolations_once()  # a sweep's jobs resolve the same interpolations
 
 
 def _train(cfg: DictConfig) -> float | None:

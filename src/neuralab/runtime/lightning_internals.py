@@ -29,6 +29,7 @@ PRIVATE = {
     ("ModelCheckpoint", "_save_last_checkpoint"): "last.ckpt at every epoch end",
     ("ModelCheckpoint", "_last_checkpoint_saved"): "link best/last when the state is one",
     ("ModelCheckpoint", "_last_global_step_saved"): "link best/last when the state is one",
+    ("registry", "entry_points"): "scan the installed entry points once, not per Trainer",
 }
 
 
@@ -55,6 +56,31 @@ def _why(name: str) -> str:
 
 def _epoch_loop(trainer: L.Trainer) -> Any:
     return trainer.fit_loop.epoch_loop
+
+
+# ---------------------------------------------------------------- start-up
+class ScannedOnce:
+    """An entry-point scan, run once per group: what `scan(group=...)` found first."""
+
+    def __init__(self, scan: Any):
+        self.scan, self.found = scan, {}
+
+    def __call__(self, group: str) -> Any:
+        if group not in self.found:
+            self.found[group] = self.scan(group=group)
+        return self.found[group]
+
+
+def scan_entry_points_once() -> None:
+    """Every Trainer scans all installed distributions for callback-factory entry
+    points (~8 ms; a sweep builds a Trainer per job). What is installed does not change
+    while a process runs, so the scan is kept; each Trainer still loads and calls the
+    factories found (its own callbacks)."""
+    from lightning.fabric.utilities import registry
+
+    scan = private(registry, "entry_points")
+    if not isinstance(scan, ScannedOnce):
+        registry.entry_points = ScannedOnce(scan)
 
 
 # ---------------------------------------------------------------- logging
