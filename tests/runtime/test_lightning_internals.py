@@ -9,9 +9,9 @@ from types import ModuleType
 
 import lightning as L
 import pytest
+import torch
 from lightning.fabric.utilities import registry
 from lightning.pytorch.callbacks import Callback
-import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -144,8 +144,11 @@ def test_entry_points_are_scanned_once_and_each_trainer_gets_its_own_callbacks(m
     assert isinstance(registry.entry_points, shim.ScannedOnce)
     assert registry.entry_points.scan is scan
     found = [
-        [c for c in L.Trainer(logger=False, enable_progress_bar=False).callbacks
-         if isinstance(c, FromEntryPoint)]
+        [
+            c
+            for c in L.Trainer(logger=False, enable_progress_bar=False).callbacks
+            if isinstance(c, FromEntryPoint)
+        ]
         for _ in range(2)
     ]
     assert scans == ["lightning.pytorch.callbacks_factory"]

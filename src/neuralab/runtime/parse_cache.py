@@ -25,4 +25,3 @@ def parse_interpolations_once() -> None:
     there (another OmegaConf release), values resolve as before, only slower."""
     if getattr(base, "parse", None) is grammar_parser.parse:
         base.parse = functools.lru_cache(maxsize=MAX_TEXTS)(grammar_parser.parse)
-
