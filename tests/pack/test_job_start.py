@@ -79,7 +79,7 @@ def launched(starter, config):
     fields = (
         ret.overrides,
         OmegaConf.to_yaml(ret.cfg),
-        OmegaConf.to_yaml(ret.hydra_cfg),
+        OmegaConf.to_yaml(ret.hydra_cfg.hydra),
         ret.working_dir,
         ret.task_name,
         ret.status,

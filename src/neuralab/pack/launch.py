@@ -97,13 +97,12 @@ class PackedLaunch:
         from neuralab.train import Run, finished_objective, start
 
         started: dict[int, Any] = {}
-        hydra_cfgs: dict[int, DictConfig] = {}  # each started job's (pack/job_start.py)
         returns: dict[int, JobReturn] = {}
         for index, config in configs.items():
             ret = start_job(job.run_job(start), config, self.starting.callbacks)
             run = ret.return_value
             if isinstance(run, Run) and run.plan.finished is None:
-                started[index], hydra_cfgs[index] = run, ret.hydra_cfg
+                started[index] = run
                 continue
             if isinstance(run, Run):  # resumed, and it had already ended
                 ret.return_value = finished_objective(run)
@@ -127,22 +126,23 @@ class PackedLaunch:
         with tables_once():  # the members end together: one rebuild of the tables
             for index in started:  # job order: the sweep's results tables follow it
                 try:
-                    returns[index] = self._end(configs[index], hydra_cfgs[index], members[index])
+                    returns[index] = self._end(configs[index], members[index])
                 except SystemExit as stop:  # interrupted: every member records it first
                     exit_code = stop.code
         if exit_code is not None:
             raise SystemExit(exit_code)
         return returns
 
-    def _end(self, config: DictConfig, hydra_cfg: DictConfig, member: Any) -> JobReturn:
+    def _end(self, config: DictConfig, member: Any) -> JobReturn:
         """The job's end as Hydra's run_job ends it (its hydra config current, its log
-        file, the job-end callbacks), without run_job's set-up: done when it started."""
+        file, the job-end callbacks), without run_job's set-up: done when it started
+        (HydraConfig holds the job's config then too: pack/job_start.py)."""
         from neuralab.pack.conclude import conclude
 
         ret = JobReturn(list(config.hydra.overrides.task), member.run.cfg, config, os.getcwd())
         ret.task_name = str(config.hydra.job.name)
         previous = HydraConfig.instance().cfg
-        HydraConfig.instance().cfg = hydra_cfg
+        HydraConfig.instance().cfg = config
         configure_log(config.hydra.job_logging, config.hydra.verbose)
         try:
             try:
