@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from neuralab.metrics import METRICS
 from neuralab.pack.members import Member
+from neuralab.pack.modes import EvalModes
 from neuralab.pack.optim import Active, PackOptimizer, PackSchedule
 from neuralab.pack.stacked import StackedCall, StackedNets
 from neuralab.pack.watch import first_val_batch, watches
@@ -38,6 +39,7 @@ class PackedModule(L.LightningModule):
         self.active = Active(len(members))
         self.metric_fns = METRICS[task]
         self.chunk = ChunkSteps()
+        self.modes = EvalModes()
         self.sums: dict[str, Tensor | None] = {"train": None, "val": None, "test": None}
         self.first_bad: Tensor | None = None  # (M,) first step with a non-finite loss, or -1
         self.bad_value: Tensor | None = None
@@ -208,6 +210,12 @@ class PackedModule(L.LightningModule):
         loops = self.trainer.fit_loop.state_dict()
         for index in self.active.members:
             self.members[index].train_epoch_start(loops)
+
+    def on_validation_model_eval(self) -> None:
+        self.modes.enter(self)  # as Lightning's default, faster (pack/modes.py)
+
+    def on_validation_model_train(self) -> None:
+        self.modes.leave()
 
     def on_validation_epoch_start(self) -> None:
         self.sums["val"] = None
