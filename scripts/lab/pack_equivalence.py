@@ -1,6 +1,7 @@
 """How far a packed job is from its lone run: the figures of issue #15's equivalence list.
 
     python scripts/lab/pack_equivalence.py [--out logs/benchmark/equivalence.json]
+        [--doc docs/SWEEPS.md]   # its table between the equivalence markers
 
 Each sweep runs twice through `neuralab-train -m`, with `hydra/launcher=packed` and
 with `hydra/launcher=basic` (each job alone), and every job is compared with its twin:
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 from contenders import TRAIN
+from sections import replace_section
 
 FIXED = ["data=digits", "callbacks.diagnostics=null", "++callbacks.early_stopping=null"]
 # name -> overrides of one sweep (every job of it one pack)
@@ -98,11 +100,15 @@ def table(report: dict[str, dict[str, float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
+    parser.add_argument("--doc", type=Path, default=None, help="render the table into this doc")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = run(Path(tmp))
-    print(f"\nMeasured by `python scripts/lab/pack_equivalence.py`, torch {torch.__version__}:\n")
-    print(table(report))
+    command = "python scripts/lab/pack_equivalence.py" + (f" --doc {args.doc}" if args.doc else "")
+    text = f"Measured by `{command}` (torch {torch.__version__}, CPU):\n\n{table(report)}"
+    print(f"\n{text}")
+    if args.doc:
+        replace_section(args.doc, "equivalence", text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1))
