@@ -59,6 +59,7 @@ def _owners(trainer: L.Trainer, checkpoint: ModelCheckpoint) -> dict[str, object
     return {
         "registry": registry,
         "Trainer": trainer,
+        "_CheckpointConnector": trainer._checkpoint_connector,
         "_TrainingEpochLoop": trainer.fit_loop.epoch_loop,
         "TensorBoardLogger": trainer.logger,
         "ModelCheckpoint": checkpoint,
@@ -95,6 +96,20 @@ def test_dump_checkpoint_is_the_dict_lightning_writes(fitted):
     checkpoint = shim.dump_checkpoint(trainer, weights_only=False)
     assert set(checkpoint["state_dict"]) == {"net.weight", "net.bias"}
     assert "optimizer_states" in checkpoint and "loops" in checkpoint
+
+
+def test_a_pinned_loop_state_is_what_checkpoints_take(fitted):
+    trainer, _ = fitted
+    connector = trainer._checkpoint_connector
+    walk = shim.pin_loops_state(trainer, lambda: {"fit_loop": {"pinned": True}})
+    try:
+        assert set(walk()) >= {"fit_loop", "validate_loop", "test_loop"}  # Lightning's own
+        assert shim.dump_checkpoint(trainer, weights_only=True)["loops"] == {
+            "fit_loop": {"pinned": True}
+        }
+    finally:
+        del connector._get_loops_state_dict  # the class's walk again
+    assert shim.dump_checkpoint(trainer, weights_only=True)["loops"] == walk()
 
 
 def test_graph_drawing_switches_off_and_the_prefix_reads(fitted):

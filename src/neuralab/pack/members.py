@@ -34,10 +34,10 @@ from lightning.pytorch.utilities.types import LRSchedulerConfig
 from torch import Tensor
 
 from neuralab.diagnostics import Diagnostics
-from neuralab.runtime.checkpointing import ModelCheckpoint, frozen
+from neuralab.runtime.checkpointing import ModelCheckpoint, frozen, snapshotting
 from neuralab.runtime.divergence import Diverged, DivergenceGuard
 from neuralab.runtime.exact_resume import ExactResume
-from neuralab.runtime.lightning_internals import draws_graph, logged_hparams
+from neuralab.runtime.lightning_internals import draws_graph, logged_hparams, pin_loops_state
 from neuralab.runtime.loggers import write_graph
 from neuralab.runtime.run_record import RunRecord
 from neuralab.runtime.signals import GracefulStop, RunInterrupted
@@ -91,6 +91,7 @@ class Member:
         self.driven = [cb for cb in self.trainer.callbacks if isinstance(cb, DRIVEN)]
         self.stopped = False
         self.outcome: Exception | None = None  # Diverged, when it did
+        self.loops: dict = {}  # its trainer's loop state (attach, follow)
         self.optimization: Optimization | None = None
         self.watch: Any = None  # its diagnostics (pack/watch.py), if it has any
 
@@ -138,6 +139,7 @@ class Member:
                 )
             ]
         trainer.callbacks.append(PackedPosition(pack_trainer))
+        self.loops = pin_loops_state(trainer, self._loops_state)()
         if isinstance(trainer.checkpoint_callback, ModelCheckpoint):
             trainer.checkpoint_callback.keep_written = True  # its test reads it (best_weights)
         for callback in trainer.callbacks:
@@ -165,6 +167,12 @@ class Member:
     def follow(self, loops: dict) -> None:
         """Take the pack's loop counters: the lone run's at this point."""
         self.trainer.fit_loop.load_state_dict(loops)
+        self.loops = {**self.loops, "fit_loop": loops}
+
+    def _loops_state(self) -> dict:
+        """Its checkpoints' loop state: the fit loop's the pack's it took last (its own
+        loops give back what they load), the loops it never runs as they were."""
+        return frozen(self.loops)  # a copy: a checkpoint's callbacks may change it
 
     def train_epoch_start(self, loops: dict) -> None:
         self.follow(loops)
@@ -254,7 +262,7 @@ class PackedPosition(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
     ) -> None:
         for key in ("state_dict", "optimizer_states"):  # views of the pack's stacked tensors
-            if key in checkpoint:
+            if key in checkpoint and not snapshotting():  # (a snapshot copies them anyway)
                 checkpoint[key] = frozen(checkpoint[key])
         position = self.pack_trainer.train_dataloader.state_dict()
         fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})

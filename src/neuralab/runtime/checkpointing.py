@@ -26,6 +26,7 @@ import copy
 import logging
 import math
 import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -172,11 +173,25 @@ class ModelCheckpoint(CheckpointHooks):
         return getattr(trainer.strategy.checkpoint_io, "fsync", False)
 
 
+# True while `_snapshot` makes its dict: it copies every tensor of it afterwards, so a
+# callback that copies the state's tensors for a file (pack/members.py) need not.
+_SNAPSHOTTING = ContextVar("snapshotting", default=False)
+
+
+def snapshotting() -> bool:
+    """Whether the checkpoint dict being made now is a snapshot (its tensors copied)."""
+    return _SNAPSHOTTING.get()
+
+
 def _snapshot(trainer: L.Trainer, weights_only: bool) -> dict:
     """The checkpoint dict as it is now, unaffected by further training: the net's and
     optimizer's tensors (changed in place by training) and the loop and callback states
     copied; the rest holds values that are only replaced."""
-    checkpoint = dump_checkpoint(trainer, weights_only)
+    token = _SNAPSHOTTING.set(True)
+    try:
+        checkpoint = dump_checkpoint(trainer, weights_only)
+    finally:
+        _SNAPSHOTTING.reset(token)
     for key in ("state_dict", "optimizer_states", "loops", "callbacks"):
         if key in checkpoint:
             checkpoint[key] = frozen(checkpoint[key])
