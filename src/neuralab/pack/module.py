@@ -58,14 +58,21 @@ class PackedModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         batches = batches_of(batch)
+        first_step = self.trainer.global_step
+        kept: list[tuple[Tensor, Tensor]] = []  # each step's (outputs, losses)
         for x, y in batches[:-1]:
-            self.chunk.step(self._train_loss(x, y))
-        return self._train_loss(*batches[-1])
+            self.chunk.step(self._train_loss(x, y, kept))
+        loss = self._train_loss(*batches[-1], kept)
+        # The chunk's metrics and divergence check at once, as a lone module's
+        # (modules/supervised.py): a handful of ops per chunk instead of per step.
+        losses = torch.stack([step_losses for _, step_losses in kept])  # (S, A)
+        self._record_bad(losses, first_step)
+        self._add_chunk([outputs for outputs, _ in kept], [y for _, y in batches], losses)
+        return loss
 
-    def _train_loss(self, x: Tensor, y: Tensor) -> Tensor:
+    def _train_loss(self, x: Tensor, y: Tensor, kept: list[tuple[Tensor, Tensor]]) -> Tensor:
         outputs, losses = self.forward_members(x, y, train=True)
-        self._add("train", outputs, y, losses)
-        self._record_bad(losses.detach())
+        kept.append((outputs.detach(), losses.detach()))
         if self.penalties is not None:
             return losses.sum() + self._penalty()
         return losses.sum()
@@ -101,20 +108,33 @@ class PackedModule(L.LightningModule):
         index = self.active.index(rows.device)
         self.sums[stage].index_add_(0, index, rows)
 
+    def _add_chunk(self, outputs: list[Tensor], ys: list[Tensor], losses: Tensor) -> None:
+        """`_add` for a chunk's steps: outputs (A, B, K) and targets (M, B) of each, the
+        losses (S, A) batch means (weighted here by batch size, as EpochMetrics does)."""
+        if len(outputs) == 1:
+            self._add("train", outputs[0], ys[0], losses[0])
+            return
+        counts = losses.new_tensor([y.shape[1] for y in ys], dtype=torch.float32)
+        mean = (losses.float() * counts[:, None]).sum(0) / counts.sum()
+        self._add("train", torch.cat(outputs, dim=1), torch.cat(ys, dim=1), mean)
+
     def take_sums(self, stage: str) -> Tensor | None:
         sums, self.sums[stage] = self.sums[stage], None
         return sums
 
-    def _record_bad(self, losses: Tensor) -> None:
-        """Remember each member's first non-finite loss and its step (no host sync)."""
+    def _record_bad(self, losses: Tensor, first_step: int) -> None:
+        """Remember each member's first non-finite loss and its step (no host sync), from
+        a chunk's losses (S, A): its steps' from global step `first_step` on."""
         if self.first_bad is None:
             self.first_bad = torch.full((len(self.members),), -1, device=losses.device)
             self.bad_value = torch.zeros(len(self.members), device=losses.device)
         index = self.active.index(losses.device)
-        new = ~torch.isfinite(losses) & (self.first_bad[index] < 0)
-        step = torch.full_like(index, self.trainer.global_step)
-        self.first_bad[index] = torch.where(new, step, self.first_bad[index])
-        self.bad_value[index] = torch.where(new, losses.float(), self.bad_value[index])
+        bad = ~torch.isfinite(losses)
+        at = bad.int().argmax(0)  # each member's first bad step in the chunk (0: none)
+        new = bad.any(0) & (self.first_bad[index] < 0)
+        value = losses.gather(0, at.unsqueeze(0)).squeeze(0).float()
+        self.first_bad[index] = torch.where(new, at + first_step, self.first_bad[index])
+        self.bad_value[index] = torch.where(new, value, self.bad_value[index])
 
     def diverged(self) -> dict[int, tuple[int, float]]:
         """{member: (step, loss)} of running members whose loss was not finite."""
