@@ -124,11 +124,14 @@ class PackedLaunch:
             members = dict(zip(order, fit_pack([started[i] for i in order]), strict=True))
         exit_code = None
         with tables_once():  # the members end together: one rebuild of the tables
-            for index in started:  # job order: the sweep's results tables follow it
-                try:
-                    returns[index] = self._end(configs[index], members[index])
-                except SystemExit as stop:  # interrupted: every member records it first
-                    exit_code = stop.code
+            try:
+                for index in started:  # job order: the sweep's results tables follow it
+                    try:
+                        returns[index] = self._end(configs[index], members[index])
+                    except SystemExit as stop:  # interrupted: every member records it
+                        exit_code = stop.code
+            finally:  # the sweep's logging again (each member's end set its job's)
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         if exit_code is not None:
             raise SystemExit(exit_code)
         return returns
@@ -152,7 +155,6 @@ class PackedLaunch:
             self.context.callbacks.on_job_end(config=config, job_return=ret)
         finally:
             HydraConfig.instance().cfg = previous
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return ret
 
 

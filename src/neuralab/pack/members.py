@@ -171,8 +171,11 @@ class Member:
 
     def _loops_state(self) -> dict:
         """Its checkpoints' loop state: the fit loop's the pack's it took last (its own
-        loops give back what they load), the loops it never runs as they were."""
-        return frozen(self.loops)  # a copy: a checkpoint's callbacks may change it
+        loops give back what they load), the loops it never runs as they were. Shared
+        with the pack and the other members: new dicts where PackedPosition writes."""
+        fit_loop = self.loops["fit_loop"]
+        state = {**fit_loop.get("state_dict", {})}
+        return {**self.loops, "fit_loop": {**fit_loop, "state_dict": state}}
 
     def train_epoch_start(self, loops: dict) -> None:
         self.follow(loops)
