@@ -34,7 +34,7 @@ from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from neuralab.runtime import event_checksums
+from neuralab.runtime import event_checksums, event_writes
 from neuralab.runtime.lightning_internals import tag_prefix
 from neuralab.runtime.tags import CURVES, LIGHTNING_EPOCH, tensorboard_tag
 
@@ -48,6 +48,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     def __init__(self, *args: Any, flush_every_s: float = 5.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
         event_checksums.install()  # before the event file's first record
+        event_writes.install()
         self.flush_every_s = flush_every_s
         self._last_flush = float("-inf")
         self._layout_written = False
