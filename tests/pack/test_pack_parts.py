@@ -243,3 +243,22 @@ def test_members_stepped_as_rows_equal_each_stepping_alone(make, fused, scales):
             torch.testing.assert_close(together, alone, atol=1e-6, rtol=0)
         else:
             assert torch.equal(together, alone)
+
+
+def test_each_members_first_bad_step_is_found_in_its_chunk():
+    """A chunk's losses (steps x members) are checked at its end: each member's first
+    non-finite loss and its global step, kept across chunks (pack/module.py)."""
+    from types import SimpleNamespace
+
+    from neuralab.pack.module import PackedModule
+
+    pack = SimpleNamespace(members=[0, 1, 2], active=Active(3), first_bad=None, bad_value=None)
+    nan, inf = float("nan"), float("inf")
+    first = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, inf], [1.0, nan, 1.0], [1.0, 2.0, -inf]])
+    later = torch.tensor([[1.0, nan, 1.0], [0.5, 1.0, 1.0]])
+    PackedModule._record_bad(pack, first, first_step=20)  # steps 20-23
+    PackedModule._record_bad(pack, later, first_step=40)  # steps 40-41: the firsts stay
+    found = PackedModule.diverged(pack)
+    assert sorted(found) == [1, 2]
+    assert found[1][0] == 22 and found[1][1] != found[1][1]  # NaN, at step 22
+    assert found[2] == (21, inf)

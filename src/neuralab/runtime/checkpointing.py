@@ -210,7 +210,7 @@ def frozen(value: Any) -> Any:
         return value.detach().clone()
     if isinstance(value, PLAIN):
         return value
-    if type(value) is dict:  # most of them (the loops' progress): a third faster so
+    if type(value) is dict:  # most of them (the loops' progress): ~25% faster than below
         return {k: v if type(v) in PLAIN else frozen(v) for k, v in value.items()}
     if isinstance(value, dict):
         copied = copy.copy(value)  # its type and attributes (a state_dict's _metadata)

@@ -9,7 +9,7 @@ alternating runs): 4.29 s after start-up with the threads, 4.06 s without.
 `install()` makes the writer's `write` write the record at once, under the writer's
 own lock, into the file's buffer: the work the thread did, without the hand-off.
 Flushing is unchanged (TensorBoardLogger flushes every `flush_every_s` and at each
-checkpoint; `close` flushes), and so are the bytes (tests/runtime/test_event_writes.py).
+checkpoint; `close` flushes), and so are the records (tests/runtime/test_event_writes.py).
 The thread stays, idle: it would only flush what it wrote, and it stops at `close`.
 The one access to a TensorBoard internal: `event_file_writer._AsyncWriter`.
 """
