@@ -76,14 +76,14 @@ def compare(packed: list[Path], alone: list[Path]) -> dict[str, float]:
 
 
 def run(tmp: Path) -> dict[str, dict[str, float]]:
-    report = {}
+    report, packs = {}, {}
     for name, overrides in SWEEPS.items():
-        packed = sweep(tmp / f"{len(report)}_packed", "packed", overrides)
+        packs[name] = sweep(tmp / f"{len(report)}_packed", "packed", overrides)
         alone = sweep(tmp / f"{len(report)}_basic", "basic", overrides)
-        report[name] = compare(packed, alone)
+        report[name] = compare(packs[name], alone)
         print(f"  {name}: {report[name]}", flush=True)
     eight = sweep(tmp / "pack_of_8", "packed", PACK_OF_8)
-    three = sweep(tmp / "pack_of_3", "packed", ["seed=1,2,3", "trainer.max_epochs=5"])
+    three = packs["seeds 1-3, 5 epochs"]  # the pack of 3 above (PACK_OF_8's epochs)
     report["seeds 1-3: pack of 8 vs pack of 3, 5 epochs"] = compare(eight[:3], three)
     return report
 
